@@ -1,0 +1,30 @@
+/*
+ * One logging call for the whole program. Lines go to stderr as text
+ * ("sinatra: warn: [video job] message") or, after sn_log_set_json(), as one
+ * JSON object per line. Library-like modules (media/, hls/, plan/) do not
+ * log; they return errors and the caller logs each failure once.
+ */
+#ifndef SN_UTIL_LOG_H
+#define SN_UTIL_LOG_H
+
+enum sn_log_level {
+    SN_LOG_DEBUG,
+    SN_LOG_INFO,
+    SN_LOG_WARN,
+    SN_LOG_ERROR,
+};
+
+/* Sets the lowest level written; the default is SN_LOG_INFO. */
+void sn_log_set_level(enum sn_log_level level);
+
+/* Writes JSON lines instead of text when json is non-zero. */
+void sn_log_set_json(int json);
+
+/*
+ * Writes one line. video and job may be NULL. Safe to call from any
+ * thread; a line is never interleaved with another.
+ */
+void sn_log(enum sn_log_level level, const char *video, const char *job,
+            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#endif
