@@ -6,6 +6,7 @@
 #include <libavfilter/buffersink.h>
 #include <libavfilter/buffersrc.h>
 #include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
 
 #include "util/buf.h"
 #include "util/error.h"
@@ -54,8 +55,10 @@ static int describe_video_graph(struct sn_buf *b, enum sn_transform transform,
     for (int i = 0; rc == 0 && i < n_rungs; i++) {
         rc = sn_buf_printf(b,
                            ";[s%d]scale=w=%d:h=%d:flags=bicubic"
-                           ":out_range=tv,format=%s,setsar=1[out%d]",
-                           i, rungs[i].width, rungs[i].height, fmt_name, i);
+                           ":out_range=%s,format=%s,setsar=1[out%d]",
+                           i, rungs[i].width, rungs[i].height,
+                           pix_fmt == AV_PIX_FMT_YUVJ420P ? "pc" : "tv",
+                           fmt_name, i);
     }
     return rc;
 }

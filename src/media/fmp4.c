@@ -177,7 +177,9 @@ static int write_copy(AVFormatContext *mux, const AVPacket *pkt)
 int sn_seg_writer_write(struct sn_seg_writer *w, AVPacket *pkt, char *err,
                         size_t err_size)
 {
-    int key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
+    /* Audio packets are all keyframes; only video splits into fragments. */
+    int key = (pkt->flags & AV_PKT_FLAG_KEY) != 0 &&
+              w->enc->codec_type == AVMEDIA_TYPE_VIDEO;
     int rc;
 
     if (!w->in_segment)
@@ -255,7 +257,7 @@ static const uint8_t *find_child(const uint8_t *p, size_t size, uint32_t type,
 /* Size of the first sample of a traf: from trun, else tfhd's default. */
 static int64_t first_sample_size(const uint8_t *traf, size_t size)
 {
-    size_t tfhd_size, trun_size;
+    size_t tfhd_size = 0, trun_size = 0;
     const uint8_t *tfhd = find_child(traf + 8, size - 8,
                                      MKBETAG('t', 'f', 'h', 'd'), &tfhd_size);
     const uint8_t *trun = find_child(traf + 8, size - 8,
@@ -269,7 +271,7 @@ static int64_t first_sample_size(const uint8_t *traf, size_t size)
     pos = 16 + ((flags & 0x1) ? 4 : 0) + ((flags & 0x4) ? 4 : 0);
     if (flags & 0x200) {
         pos += (flags & 0x100) ? 4 : 0;
-        return pos + 4 <= trun_size ? AV_RB32(trun + pos) : -1;
+        return pos + 4 <= trun_size ? (int64_t)AV_RB32(trun + pos) : -1;
     }
 
     if (tfhd == NULL || tfhd_size < 16)
@@ -329,7 +331,7 @@ static void locate_fmp4_iframes(struct sn_seg_writer *w,
 int sn_seg_writer_end(struct sn_seg_writer *w, struct sn_segment_bytes *out,
                       char *err, size_t err_size)
 {
-    int size, rc;
+    int size = 0, rc;
 
     memset(out, 0, sizeof(*out));
     if (!w->in_segment)

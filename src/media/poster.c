@@ -1,0 +1,163 @@
+#include "media/poster.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavfilter/buffersink.h>
+#include <libavfilter/buffersrc.h>
+#include <libavformat/avformat.h>
+
+#include "media/filters.h"
+#include "media/input.h"
+#include "util/error.h"
+#include "util/fsutil.h"
+
+struct poster_run {
+    AVFormatContext *fmt;
+    AVStream *st;
+    AVCodecContext *dec;
+    AVCodecContext *enc;
+    struct sn_video_filter filter;
+    AVFrame *frame;
+    AVPacket *pkt;
+};
+
+static int open_decoder(struct poster_run *r)
+{
+    const AVCodec *codec = avcodec_find_decoder(r->st->codecpar->codec_id);
+    int rc;
+
+    if (codec == NULL)
+        return AVERROR_DECODER_NOT_FOUND;
+    r->dec = avcodec_alloc_context3(codec);
+    if (r->dec == NULL)
+        return AVERROR(ENOMEM);
+    rc = avcodec_parameters_to_context(r->dec, r->st->codecpar);
+    if (rc < 0)
+        return rc;
+    r->dec->thread_count = 1;
+    r->dec->pkt_timebase = r->st->time_base;
+    return avcodec_open2(r->dec, codec, NULL);
+}
+
+static int open_encoder(struct poster_run *r, const struct sn_rung *rung)
+{
+    const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
+
+    if (codec == NULL)
+        return AVERROR_ENCODER_NOT_FOUND;
+    r->enc = avcodec_alloc_context3(codec);
+    if (r->enc == NULL)
+        return AVERROR(ENOMEM);
+    r->enc->width = rung->width;
+    r->enc->height = rung->height;
+    r->enc->pix_fmt = AV_PIX_FMT_YUVJ420P;
+    r->enc->time_base = (AVRational){1, 25};
+    r->enc->flags |= AV_CODEC_FLAG_QSCALE | AV_CODEC_FLAG_BITEXACT;
+    r->enc->global_quality = FF_QP2LAMBDA * 3;
+    return avcodec_open2(r->enc, codec, NULL);
+}
+
+/* Decodes until the first frame at or after target_us (from the origin). */
+static int decode_target(struct poster_run *r, const struct sn_probe *probe,
+                         int64_t target_us)
+{
+    int rc;
+
+    while ((rc = av_read_frame(r->fmt, r->pkt)) >= 0) {
+        if (r->pkt->stream_index != r->st->index) {
+            av_packet_unref(r->pkt);
+            continue;
+        }
+        rc = avcodec_send_packet(r->dec, r->pkt);
+        av_packet_unref(r->pkt);
+        if (rc < 0 && rc != AVERROR_INVALIDDATA)
+            return rc;
+        while (avcodec_receive_frame(r->dec, r->frame) >= 0) {
+            int64_t us = av_rescale_q(r->frame->best_effort_timestamp,
+                                      r->st->time_base, AV_TIME_BASE_Q) -
+                         probe->origin_us;
+
+            if (us >= target_us)
+                return 0;
+            av_frame_unref(r->frame);
+        }
+    }
+    /* Shorter than expected: take whatever the decoder still holds. */
+    avcodec_send_packet(r->dec, NULL);
+    return avcodec_receive_frame(r->dec, r->frame);
+}
+
+static int encode_poster(struct poster_run *r, const char *path)
+{
+    AVFrame *scaled = av_frame_alloc();
+    int rc;
+
+    if (scaled == NULL)
+        return AVERROR(ENOMEM);
+    rc = av_buffersrc_add_frame(r->filter.source, r->frame);
+    if (rc >= 0)
+        rc = av_buffersrc_add_frame(r->filter.source, NULL);
+    if (rc >= 0)
+        rc = av_buffersink_get_frame(r->filter.sinks[0], scaled);
+    if (rc >= 0) {
+        scaled->pts = 0;
+        rc = avcodec_send_frame(r->enc, scaled);
+    }
+    if (rc >= 0)
+        rc = avcodec_receive_packet(r->enc, r->pkt);
+    if (rc >= 0) {
+        rc = sn_write_file_atomic(path, r->pkt->data, (size_t)r->pkt->size);
+        rc = rc < 0 ? AVERROR(-rc) : 0;
+    }
+    av_frame_free(&scaled);
+    return rc;
+}
+
+int sn_poster_run(const char *input, const struct sn_probe *probe,
+                  const struct sn_rung *rung, const char *path, char *err,
+                  size_t err_size)
+{
+    struct poster_run r = {0};
+    int64_t target_us = probe->video_start_us +
+                        (probe->video_end_us - probe->video_start_us) / 10;
+    int rc;
+
+    rc = sn_input_open(input, &r.fmt, err, err_size);
+    if (rc < 0)
+        return rc;
+    r.st = r.fmt->streams[probe->video_index];
+    r.frame = av_frame_alloc();
+    r.pkt = av_packet_alloc();
+    rc = r.frame && r.pkt ? open_decoder(&r) : AVERROR(ENOMEM);
+    if (rc >= 0)
+        rc = open_encoder(&r, rung);
+    if (rc >= 0)
+        av_seek_frame(r.fmt, r.st->index,
+                      av_rescale_q(probe->origin_us + target_us,
+                                   AV_TIME_BASE_Q, r.st->time_base),
+                      AVSEEK_FLAG_BACKWARD);
+    if (rc >= 0)
+        rc = decode_target(&r, probe, target_us);
+    if (rc >= 0) {
+        char cause[SN_ERR_SIZE];
+
+        rc = sn_video_filter_init(&r.filter, r.dec, r.st->time_base,
+                                  probe->transform, probe->interlaced, rung, 1,
+                                  AV_PIX_FMT_YUVJ420P, cause, sizeof(cause));
+        rc = rc < 0 ? AVERROR(EINVAL) : 0;
+    }
+    if (rc >= 0)
+        rc = encode_poster(&r, path);
+
+    if (rc < 0)
+        snprintf(err, err_size, "%s: poster: %s", input, av_err2str(rc));
+    sn_video_filter_release(&r.filter);
+    avcodec_free_context(&r.enc);
+    avcodec_free_context(&r.dec);
+    sn_input_close(&r.fmt);
+    av_frame_free(&r.frame);
+    av_packet_free(&r.pkt);
+    return rc < 0 ? SN_ERR_MEDIA : 0;
+}
