@@ -103,7 +103,10 @@ def input_command(source, out):
         "-stream_loop", "5", "-i", source,
         "-map", "0:v:0", "-map", "0:a:0", "-map_metadata", "-1",
         "-map_chapters", "-1", "-t", str(INPUT_SECONDS),
-        "-vf", "scale=1920:1080",
+        # setsar=1: the footage is 848x480 (DAR 53:30), so a bare scale
+        # would keep the display aspect with SAR 159:160 and both tools
+        # would then (rightly) make 1908x1080-style rungs.
+        "-vf", "scale=1920:1080,setsar=1",
         "-c:v", "libx264", "-preset", "fast", "-crf", "18", "-g", "60",
         "-c:a", "aac", "-b:a", "192k", "-ac", "2",
         "-movflags", "+faststart", "-f", "mp4", out,
@@ -243,6 +246,17 @@ def tree_rss(root):
     return total, n
 
 
+def cpu_times():
+    """(busy, steal) seconds of the whole machine from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal ...
+    busy = v[0] + v[1] + v[2] + v[5] + v[6]
+    steal = v[7] if len(v) > 7 else 0
+    return busy / hz, steal / hz
+
+
 def read_text(path):
     try:
         with open(path, errors="replace") as f:
@@ -356,6 +370,7 @@ def run_observed(label, cmd, out, log_dir, partial=False, want_json=False):
 
     log(f"[{label}] {q(cmd)}")
     with open(stderr_path, "wb") as err:
+        busy0, steal0 = cpu_times()
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=err)
@@ -383,6 +398,7 @@ def run_observed(label, cmd, out, log_dir, partial=False, want_json=False):
             t.start()
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.monotonic() - t0
+        busy1, steal1 = cpu_times()
         proc.returncode = os.waitstatus_to_exitcode(status)
         reader.join(timeout=10)
         # Give the file poller one last look (the output may have been
@@ -404,6 +420,12 @@ def run_observed(label, cmd, out, log_dir, partial=False, want_json=False):
         "peak_tree_procs": watcher.peak_procs,
         "mem_samples": watcher.samples,
         "ru_maxrss_mb": ru.ru_maxrss / 1024.0,
+        # CPU the rest of the machine used meanwhile (other users' jobs, this
+        # script's samplers), as a percentage of one core; and steal time.
+        "others_cpu_pct": max(0.0, 100.0 * ((busy1 - busy0)
+                                            - (ru.ru_utime + ru.ru_stime))
+                              / wall),
+        "steal_pct": 100.0 * (steal1 - steal0) / wall,
         "first_segment_polled_s": {r: v[0] for r, v in watcher.first.items()},
         "first_segment_polled_how": {r: v[1] for r, v in watcher.first.items()},
         "master_appeared_s": watcher.master_s,
@@ -756,6 +778,7 @@ def ratio(a, b):
 
 
 METRICS = [("wall_s", "wall s", ".1f"), ("cpu_pct", "CPU %", ".0f"),
+           ("others_cpu_pct", "others' CPU %", ".0f"),
            ("peak_tree_rss_mb", "peak tree RSS MiB", ".0f"),
            ("ru_maxrss_mb", "ru_maxrss MiB", ".0f"),
            ("first_segment_s", "first seg, all rungs s", ".2f")]
@@ -799,6 +822,8 @@ def report(results, qual, variants, inp_desc, prof, args):
         if v != "ffmpeg" and base:
             rr = []
             for k, h, s in METRICS:
+                if k == "others_cpu_pct":
+                    continue
                 per = [ratio(a.get(k), b.get(k)) for a, b in zip(rs, base)
                        if a["rc"] == 0 and b["rc"] == 0]
                 rr.append(f"{h}={fmt(median(per), '.2f')}")

@@ -28,6 +28,7 @@ struct audio_run {
     int filter_ready;
     int64_t origin_out;       /* origin minus the offset, in samples */
     int64_t open_grid;        /* grid index of the open segment, or -1 */
+    int64_t next_pts;         /* expected pts of the next decoded frame */
     int cap_segments;
     AVFrame *frame;
     AVPacket *pkt;
@@ -261,6 +262,25 @@ static int filter_frame(struct audio_run *r, AVFrame *frame)
     return pull_filtered(r);
 }
 
+/* Gives frames without a timestamp (some ASF and AVI audio) the time
+ * right after the previous frame, or the stream's start for the first. */
+static void fill_pts(struct audio_run *r, AVFrame *frame)
+{
+    AVRational tb = r->st->time_base;
+
+    if (frame->pts == AV_NOPTS_VALUE)
+        frame->pts = frame->best_effort_timestamp;
+    if (frame->pts == AV_NOPTS_VALUE)
+        frame->pts = r->next_pts != AV_NOPTS_VALUE
+                         ? r->next_pts
+                         : av_rescale_q(r->job->probe->origin_us +
+                                            r->job->probe->audio_start_us,
+                                        AV_TIME_BASE_Q, tb);
+    r->next_pts = frame->pts +
+                  av_rescale_q(frame->nb_samples,
+                               (AVRational){1, frame->sample_rate}, tb);
+}
+
 static int decode_all(struct audio_run *r)
 {
     AVFrame *frame = av_frame_alloc();
@@ -291,8 +311,7 @@ static int decode_all(struct audio_run *r)
         if (rc == AVERROR_INVALIDDATA)
             rc = 0;
         while (rc >= 0 && (rc = avcodec_receive_frame(r->dec, frame)) >= 0) {
-            if (frame->pts == AV_NOPTS_VALUE)
-                frame->pts = frame->best_effort_timestamp;
+            fill_pts(r, frame);
             rc = filter_frame(r, frame);
             av_frame_unref(frame);
         }
@@ -377,6 +396,7 @@ int sn_audio_job_run(const struct sn_audio_job *job,
                                      SN_TIMELINE_OFFSET_US,
                                  SN_AUDIO_RATE, 1000000),
         .open_grid = -1,
+        .next_pts = AV_NOPTS_VALUE,
         .err = err,
         .err_size = err_size,
     };

@@ -20,6 +20,7 @@ struct poster_run {
     AVCodecContext *enc;
     struct sn_video_filter filter;
     AVFrame *frame;
+    AVFrame *last;            /* latest frame before the target */
     AVPacket *pkt;
 };
 
@@ -61,7 +62,7 @@ static int open_encoder(struct poster_run *r, const struct sn_rung *rung)
 
 /* Decodes until the first frame at or after target_us (from the origin). */
 static int decode_target(struct poster_run *r, const struct sn_probe *probe,
-                         int64_t target_us)
+                         int64_t target_us, AVFrame *last)
 {
     int rc;
 
@@ -81,12 +82,20 @@ static int decode_target(struct poster_run *r, const struct sn_probe *probe,
 
             if (us >= target_us)
                 return 0;
-            av_frame_unref(r->frame);
+            av_frame_unref(last);
+            av_frame_move_ref(last, r->frame);
         }
     }
-    /* Shorter than expected: take whatever the decoder still holds. */
+    /* Shorter than expected: take the last frame the decoder gives. */
     avcodec_send_packet(r->dec, NULL);
-    return avcodec_receive_frame(r->dec, r->frame);
+    while (avcodec_receive_frame(r->dec, r->frame) >= 0) {
+        av_frame_unref(last);
+        av_frame_move_ref(last, r->frame);
+    }
+    if (last->buf[0] == NULL)
+        return AVERROR_EOF;
+    av_frame_move_ref(r->frame, last);
+    return 0;
 }
 
 static int encode_poster(struct poster_run *r, const char *path)
@@ -129,8 +138,9 @@ int sn_poster_run(const char *input, const struct sn_probe *probe,
         return rc;
     r.st = r.fmt->streams[probe->video_index];
     r.frame = av_frame_alloc();
+    r.last = av_frame_alloc();
     r.pkt = av_packet_alloc();
-    rc = r.frame && r.pkt ? open_decoder(&r) : AVERROR(ENOMEM);
+    rc = r.frame && r.last && r.pkt ? open_decoder(&r) : AVERROR(ENOMEM);
     if (rc >= 0)
         rc = open_encoder(&r, rung);
     if (rc >= 0)
@@ -139,7 +149,17 @@ int sn_poster_run(const char *input, const struct sn_probe *probe,
                                    AV_TIME_BASE_Q, r.st->time_base),
                       AVSEEK_FLAG_BACKWARD);
     if (rc >= 0)
-        rc = decode_target(&r, probe, target_us);
+        rc = decode_target(&r, probe, target_us, r.last);
+    if (rc < 0 && rc != AVERROR(ENOMEM)) {
+        /* The seek may land past the only keyframe, or at the end of a file
+         * without an index: open it again and decode from the start. */
+        sn_input_close(&r.fmt);
+        if (sn_input_open(input, &r.fmt, err, err_size) < 0)
+            return SN_ERR_MEDIA;
+        r.st = r.fmt->streams[probe->video_index];
+        avcodec_flush_buffers(r.dec);
+        rc = decode_target(&r, probe, target_us, r.last);
+    }
     if (rc >= 0) {
         char cause[SN_ERR_SIZE];
 
@@ -158,6 +178,7 @@ int sn_poster_run(const char *input, const struct sn_probe *probe,
     avcodec_free_context(&r.dec);
     sn_input_close(&r.fmt);
     av_frame_free(&r.frame);
+    av_frame_free(&r.last);
     av_packet_free(&r.pkt);
     return rc < 0 ? SN_ERR_MEDIA : 0;
 }

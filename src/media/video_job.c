@@ -22,6 +22,10 @@
 static const int64_t seek_margins_us[] = {0, 1000000, 5000000, 30000000, -1};
 #define N_SEEK_MARGINS (sizeof(seek_margins_us) / sizeof(seek_margins_us[0]))
 
+/* Positive returns of the decode steps, next to the negative errors. */
+#define CHUNK_COMPLETE 1
+#define RETRY_SEEK 2
+
 /* What the decode side decided about one frame pushed into the filters. */
 struct frame_info {
     int64_t out_pts;          /* 90 kHz output time */
@@ -56,6 +60,9 @@ struct chunk_run {
     int64_t prev_kept_rel_us;
     int prev_kept_segment;
     int64_t end_out_pts;      /* end of the chunk's last frame */
+    int64_t expected_first_us; /* the chunk's first frame, from the probe */
+    int reached_start;        /* a frame at or after the start was decoded */
+    int accept_late;          /* this attempt may start after that frame */
     int decimate;
     double max_rate;
     AVFrame *held;            /* last frame before the chunk, for bwdif */
@@ -473,8 +480,8 @@ static int is_new_gop(const struct chunk_run *r, int64_t rel_us, int segment)
     return rel_us / k > r->prev_kept_rel_us / k;
 }
 
-/* Decides what one decoded frame is for, then feeds it on. Returns 1 when
- * the chunk is complete. */
+/* Decides what one decoded frame is for, then feeds it on. Returns
+ * CHUNK_COMPLETE after the chunk's last frame, or RETRY_SEEK. */
 static int handle_decoded(struct chunk_run *r, AVFrame *frame)
 {
     const struct sn_plan *plan = r->job->plan;
@@ -489,6 +496,11 @@ static int handle_decoded(struct chunk_run *r, AVFrame *frame)
     clamped = rel < 0 ? 0 : rel;
     f.out_pts = frame_out_pts(r, ts);
 
+    if (clamped >= r->chunk->start_us && !r->reached_start) {
+        r->reached_start = 1;
+        if (!r->accept_late && rel > r->expected_first_us)
+            return RETRY_SEEK;
+    }
     if (clamped < r->chunk->start_us) {
         /* Before the chunk: keep the latest one as bwdif's left neighbour. */
         av_frame_unref(r->held);
@@ -514,7 +526,7 @@ static int handle_decoded(struct chunk_run *r, AVFrame *frame)
             rc = push_frame(r, frame, &f);
         else
             rc = 0;
-        return rc < 0 ? rc : 1;
+        return rc < 0 ? rc : CHUNK_COMPLETE;
     }
     if (r->n_frames > 0 && f.out_pts <= r->frames[r->n_frames - 1].out_pts)
         return 0;             /* a repeated timestamp: keep the first */
@@ -574,39 +586,48 @@ static int64_t first_frame_us(const struct chunk_run *r)
     return lo < p->n_frames ? p->frame_us[lo] : r->chunk->start_us;
 }
 
+/* Seeks to the very beginning: by byte where the demuxer allows it (the
+ * MPEG-TS timestamp search can land late), else by timestamp. */
+static int seek_to_start(struct chunk_run *r)
+{
+    if (av_seek_frame(r->fmt, -1, 0, AVSEEK_FLAG_BYTE) >= 0)
+        return 0;
+    if (avformat_seek_file(r->fmt, -1, INT64_MIN, INT64_MIN, INT64_MIN, 0) >=
+        0)
+        return 0;
+    return av_seek_frame(r->fmt, r->st->index, INT64_MIN / 2,
+                         AVSEEK_FLAG_BACKWARD);
+}
+
 static int seek_to_chunk(struct chunk_run *r, size_t attempt)
 {
     int64_t margin = seek_margins_us[attempt];
     int64_t target_us, ts;
+    int rc;
 
     if (r->chunk->start_us == 0 && attempt == 0)
         return 0;
-    if (margin < 0)
-        target_us = INT64_MIN / 2;
-    else
-        target_us = r->job->probe->origin_us + r->chunk->start_us - margin;
 
-    ts = av_rescale_q(target_us, AV_TIME_BASE_Q, r->st->time_base);
-    if (margin < 0 || av_seek_frame(r->fmt, r->st->index, ts,
-                                    AVSEEK_FLAG_BACKWARD) < 0) {
-        /* From the very beginning: always possible for a seekable file. */
-        if (avformat_seek_file(r->fmt, -1, INT64_MIN, INT64_MIN, INT64_MIN,
-                               0) < 0 &&
-            av_seek_frame(r->fmt, -1, 0, AVSEEK_FLAG_BYTE) < 0)
-            return failf(r, SN_ERR_MEDIA, "cannot seek to the chunk start");
+    if (margin >= 0) {
+        target_us = r->job->probe->origin_us + r->chunk->start_us - margin;
+        ts = av_rescale_q(target_us, AV_TIME_BASE_Q, r->st->time_base);
+        rc = av_seek_frame(r->fmt, r->st->index, ts, AVSEEK_FLAG_BACKWARD);
+    } else {
+        rc = -1;
     }
+    if (rc < 0 && seek_to_start(r) < 0)
+        return failf(r, SN_ERR_MEDIA, "cannot seek to the chunk start");
     avcodec_flush_buffers(r->dec);
     return 0;
 }
 
 /*
- * Decodes from the seek point to the end of the chunk. Returns 1 when the
- * seek landed after the chunk's first frame and must be retried earlier.
+ * Decodes from the seek point to the end of the chunk. Returns RETRY_SEEK
+ * when the seek landed after the chunk's first frame (some demuxers seek
+ * only roughly) and must be retried from earlier.
  */
 static int decode_chunk(struct chunk_run *r, AVFrame *frame)
 {
-    int64_t expected_first = first_frame_us(r);
-    int first_checked = 0;
     int rc = 0;
 
     while ((rc = av_read_frame(r->fmt, r->pkt)) >= 0) {
@@ -619,36 +640,18 @@ static int decode_chunk(struct chunk_run *r, AVFrame *frame)
         if (rc < 0 && rc != AVERROR_INVALIDDATA && rc != AVERROR(EAGAIN))
             return failf(r, SN_ERR_MEDIA, "decoding failed: %s",
                          av_err2str(rc));
-
-        if (!first_checked) {
-            rc = avcodec_receive_frame(r->dec, frame);
-            if (rc == AVERROR(EAGAIN))
-                continue;
-            if (rc < 0)
-                return failf(r, SN_ERR_MEDIA, "decoding failed: %s",
-                             av_err2str(rc));
-            first_checked = 1;
-            if (r->chunk->start_us > 0 &&
-                frame_rel_us(r, frame->best_effort_timestamp) >
-                    expected_first) {
-                av_frame_unref(frame);
-                return 1;
-            }
-            rc = handle_decoded(r, frame);
-            av_frame_unref(frame);
-            if (rc != 0)
-                return rc < 0 ? rc : 0;
-        }
         rc = receive_frames(r, frame);
         if (rc != 0)
-            return rc < 0 ? rc : 0;
+            return rc == CHUNK_COMPLETE ? 0 : rc;
     }
 
     /* End of file: drain the decoder; the chunk ends with the video. */
     avcodec_send_packet(r->dec, NULL);
     rc = receive_frames(r, frame);
-    if (rc < 0)
+    if (rc < 0 || rc == RETRY_SEEK)
         return rc;
+    if (!r->reached_start && !r->accept_late)
+        return RETRY_SEEK;
     r->end_out_pts = sn_output_pts(r->job->probe->video_end_us,
                                    SN_VIDEO_TIMESCALE);
     return 0;
@@ -696,19 +699,24 @@ static int run_chunk(struct chunk_run *r)
     if (frame == NULL)
         return failf(r, -ENOMEM, "out of memory");
 
+    r->expected_first_us = first_frame_us(r);
     for (size_t attempt = 0; attempt < N_SEEK_MARGINS; attempt++) {
         r->n_frames = 0;
         r->prev_rel_us = INT64_MIN;
+        r->reached_start = 0;
+        /* Leading frames the decoder cannot show (no keyframe before
+         * them) make the probe's first frame unreachable: accept what
+         * decoding from the very start gives. */
+        r->accept_late = r->chunk->start_us == 0 ||
+                         seek_margins_us[attempt] < 0;
         av_frame_unref(r->held);
         rc = seek_to_chunk(r, attempt);
         if (rc < 0)
             break;
         rc = decode_chunk(r, frame);
-        if (rc != 1 || seek_margins_us[attempt] < 0)
+        if (rc != RETRY_SEEK)
             break;
     }
-    if (rc == 1)
-        rc = failf(r, SN_ERR_MEDIA, "cannot reach the chunk's first frame");
     if (rc == 0)
         rc = av_buffersrc_add_frame(r->filter.source, NULL);
     if (rc == 0)

@@ -105,9 +105,7 @@ static int run_threads(int workers, int n_jobs, const struct sn_pool_ops *ops,
             struct completion c = p.finished[handled++];
 
             pthread_mutex_unlock(&p.lock);
-            rc = ops->done(ops->ctx, c.job, c.rc, c.err);
-            if (rc < 0)
-                snprintf(err, err_size, "%s", c.err);
+            rc = ops->done(ops->ctx, c.job, c.rc, c.err, err, err_size);
             pthread_mutex_lock(&p.lock);
         }
         if (rc != 0 || handled == n_jobs)
@@ -239,9 +237,7 @@ static int run_processes(int workers, int n_jobs,
                 break;
             }
             handled++;
-            rc = ops->done(ops->ctx, c.job, c.rc, c.err);
-            if (rc < 0)
-                snprintf(err, err_size, "%s", c.err);
+            rc = ops->done(ops->ctx, c.job, c.rc, c.err, err, err_size);
         } else {
             rc = check_children(pids, workers, err, err_size);
         }

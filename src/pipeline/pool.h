@@ -17,9 +17,11 @@ struct sn_pool_ops {
      * through storage both sides can see (files), because in process mode
      * it runs in another process. */
     int (*run)(void *ctx, int job, char *err, size_t err_size);
-    /* Called on the caller's thread once job n has ended with rc. Returning
-     * a negative code stops the pool. */
-    int (*done)(void *ctx, int job, int rc, const char *err);
+    /* Called on the caller's thread once job n has ended with rc and the
+     * job's message job_err. Returning a negative code, with one line in
+     * err, stops the pool. */
+    int (*done)(void *ctx, int job, int rc, const char *job_err, char *err,
+                size_t err_size);
     void (*tick)(void *ctx);
     void *ctx;
 };

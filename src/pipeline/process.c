@@ -309,20 +309,25 @@ static int collect(struct run *r, int n)
     return rc;
 }
 
-static int job_done(void *ctx, int n, int rc, const char *job_err)
+static int job_done(void *ctx, int n, int rc, const char *job_err,
+                    char *err, size_t err_size)
 {
     struct run *r = ctx;
-    char err[SN_ERR_SIZE];
 
-    (void)job_err;
-    if (rc < 0)
+    if (rc < 0) {
+        snprintf(err, err_size, "%s", job_err);
         return rc;
-    if (collect(r, n) < 0)
+    }
+    if (collect(r, n) < 0) {
+        snprintf(err, err_size, "job %d: unreadable result in %s", n,
+                 r->results);
         return SN_ERR_MEDIA;
+    }
 
     /* Keep the working folder playable while the rest is encoded. */
-    if (sn_publish(r->work, &r->out, 0, err, sizeof(err)) < 0)
-        return SN_ERR_OUTPUT;
+    rc = sn_publish(r->work, &r->out, 0, err, err_size);
+    if (rc < 0)
+        return rc;
     if (!r->announced && sn_output_started(&r->out)) {
         char master[PATH_MAX];
 
@@ -446,6 +451,15 @@ static int make_work_folder(struct run *r, char *err, size_t err_size)
 
     sn_remove_tree(r->work);
     rc = sn_mkdirs(r->results);
+    for (int i = 0; rc == 0 && i <= r->n_rungs; i++) {
+        char path[PATH_MAX];
+
+        if (i == r->n_rungs && r->probe.audio_index < 0)
+            break;
+        snprintf(path, sizeof(path), "%s/%s", r->work,
+                 i < r->n_rungs ? r->rungs[i].name : "audio");
+        rc = sn_mkdirs(path);
+    }
     if (rc < 0) {
         snprintf(err, err_size, "cannot create %s: %s", r->work,
                  strerror(-rc));

@@ -171,7 +171,7 @@ def frac(s):
         return None
     if isinstance(s, (int, Fraction)):
         return Fraction(s)
-    s = str(s)
+    s = str(s).replace(":", "/")
     if s in ("N/A", "", "0/0"):
         return None
     if "/" in s:
