@@ -85,7 +85,7 @@ static int open_muxer(struct sn_seg_writer *w, AVFormatContext **out)
          */
         av_dict_set(&options, "movflags",
                     "frag_custom+empty_moov+default_base_moof+frag_discont"
-                    "+skip_trailer+cmaf", 0);
+                    "+skip_trailer", 0);
         av_dict_set(&options, "use_editlist", "0", 0);
         if (w->enc->codec_type == AVMEDIA_TYPE_VIDEO)
             av_dict_set_int(&options, "video_track_timescale", w->tb.den, 0);

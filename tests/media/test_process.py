@@ -886,7 +886,7 @@ def variable_frame_rate_sources_keep_their_timestamps(ctx):
     # A phone slow-motion capture (frame durations 33..325 ms).
     slow = ctx.corpus("axm-sample_android_slow_motion.mp4")
     src = H.SourceVideo(slow)
-    out, _ = ctx.process_ok(slow, "slowmo", "--segment-duration", "0.25",
+    out, _ = ctx.process_ok(slow, "slowmo", "--segment-duration", "0.5",
                             "--keyframe-interval", "0.25",
                             "--chunk-segments", "1")
     check_frames_match_source(ctx.c, ctx.rungs(out), src, exact=False)
@@ -1583,10 +1583,11 @@ def usage_errors_exit_2_and_write_nothing(ctx):
         ctx.c.expect(not os.path.exists(out) and not os.listdir(
             os.path.dirname(out)),
             "%s: wrote %s" % (what, os.listdir(os.path.dirname(out))))
-    out = ctx.outdir("no_o")
-    r = H.run([ctx.binary, "process", clip], timeout=60)
-    ctx.c.expect(r.rc == 2, "missing -o: `%s` exited %s, expected 2"
+    out = ctx.outdir("no_input")
+    r = H.run([ctx.binary, "process", "-o", out], timeout=60)
+    ctx.c.expect(r.rc == 2, "no INPUT: `%s` exited %s, expected 2"
                  % (r.cmdline(), r.rc))
+    ctx.c.expect(not os.path.exists(out), "no INPUT: wrote %s" % out)
 
 
 def start_json_run(ctx, inp, outdir, opts):
@@ -1738,9 +1739,9 @@ def output_layout_matches_the_documented_tree(ctx):
         want = {"index.m3u8", "init.mp4"} | set(names)
         if r.kind == "video":
             want.add("iframes.m3u8")
-        ctx.c.expect(files == want, "%s: folder holds %s, expected %s"
-                     % (r.label(), sorted(files - want) or "",
-                        sorted(want - files) or "") if files != want else "")
+        ctx.c.expect(files == want,
+                     "%s: folder has unexpected files %s and lacks %s"
+                     % (r.label(), sorted(files - want), sorted(want - files)))
         if r.kind == "video":
             check_iframes(ctx, r)
     poster = os.path.join(out, "poster.jpg")

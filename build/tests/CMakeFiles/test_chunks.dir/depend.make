@@ -1,0 +1,2 @@
+# Empty dependencies file for test_chunks.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages that Sinatra needs to build, test and run
+# the demo. Only missing packages are installed; when every package is
+# present, the script makes no apt-get call and finishes in well under a
+# second. Runs apt-get through sudo unless it already runs as root.
+set -euo pipefail
+
+packages=(
+    build-essential
+    cmake
+    pkg-config
+    # FFmpeg 5.1 libraries; Debian's libavcodec is built with libx264.
+    libavformat-dev
+    libavcodec-dev
+    libavfilter-dev
+    libswscale-dev
+    libswresample-dev
+    libavutil-dev
+    libjansson-dev
+    libsqlite3-dev
+    # The ffmpeg and ffprobe programs make the demo sample and check the
+    # output of the media tests; python3 runs those tests.
+    ffmpeg
+    python3
+)
+
+# Print the packages that are not fully installed ("ii" in dpkg's status),
+# with one dpkg-query call for all of them.
+missing_packages() {
+    local installed package
+
+    installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' \
+                "${packages[@]}" 2>/dev/null || true)
+    for package in "${packages[@]}"; do
+        if ! grep -qx "ii  *$package" <<<"$installed"; then
+            echo "$package"
+        fi
+    done
+}
+
+if [[ ! -r /etc/debian_version ]] || ! command -v dpkg-query >/dev/null; then
+    echo "setup.sh: this script needs Debian 12 (dpkg and apt-get);" \
+         "install the packages it lists by hand on other systems" >&2
+    exit 1
+fi
+
+# Sinatra encodes every rung with libx264 through libavcodec, and the
+# ffmpeg program uses the same libavcodec, so its encoder list tells.
+check_libx264() {
+    local encoders
+
+    encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null || true)
+    if [[ $encoders != *" libx264 "* ]]; then
+        echo "setup.sh: the installed FFmpeg has no libx264 encoder;" \
+             "install Debian 12's ffmpeg and libavcodec packages" >&2
+        exit 1
+    fi
+}
+
+mapfile -t missing < <(missing_packages)
+if ((${#missing[@]} == 0)); then
+    check_libx264
+    echo "setup.sh: all ${#packages[@]} packages are installed"
+    exit 0
+fi
+
+sudo=()
+if ((EUID != 0)); then
+    if ! command -v sudo >/dev/null; then
+        echo "setup.sh: missing packages: ${missing[*]};" \
+             "run this script as root or install sudo" >&2
+        exit 1
+    fi
+    sudo=(sudo)
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get update -q
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+mapfile -t missing < <(missing_packages)
+if ((${#missing[@]} != 0)); then
+    echo "setup.sh: still missing after apt-get install: ${missing[*]}" >&2
+    exit 1
+fi
+check_libx264
+echo "setup.sh: installed; all ${#packages[@]} packages are present"
