@@ -199,6 +199,9 @@ static int write_packet(struct audio_run *r, AVPacket *pkt)
         r->open_grid = grid;
     }
 
+    /* Every AAC frame decodes to 1024 samples, the last one included; the
+     * container's sample durations must say so or segments overlap. */
+    pkt->duration = SN_AAC_FRAME;
     info = &r->result->segments[r->result->n_segments - 1];
     info->frames++;
     info->end_pts = pkt->pts + pkt->duration;

@@ -181,7 +181,7 @@ void sn_video_filter_release(struct sn_video_filter *f)
 static int create_audio_source(struct sn_audio_filter *f,
                                const AVCodecContext *dec, AVRational tb)
 {
-    AVChannelLayout layout;
+    AVChannelLayout layout = {0};
     char layout_name[128];
     char args[512];
     int rc;

@@ -61,6 +61,7 @@ struct chunk_run {
     int prev_kept_segment;
     int64_t end_out_pts;      /* end of the chunk's last frame */
     int64_t expected_first_us; /* the chunk's first frame, from the probe */
+    int corrupt;              /* packets or frames the decoder flagged */
     int reached_start;        /* a frame at or after the start was decoded */
     int accept_late;          /* this attempt may start after that frame */
     int decimate;
@@ -546,6 +547,27 @@ static int handle_decoded(struct chunk_run *r, AVFrame *frame)
     return rc;
 }
 
+/*
+ * Damaged input: a few damaged frames are concealed by the decoder, as
+ * players do, but a chunk with more than 1% of its frames damaged (at
+ * least 3) is rejected as corrupt instead of published.
+ */
+static int check_corruption(struct chunk_run *r)
+{
+    int64_t limit = (int64_t)r->chunk->n_segments *
+                    r->job->plan->config.segment_us / 1000000 *
+                    (r->job->probe->geometry.frame_rate > 0
+                         ? (int64_t)r->job->probe->geometry.frame_rate
+                         : 30) /
+                    100;
+
+    if (r->corrupt <= (limit > 2 ? limit : 2))
+        return 0;
+    return failf(r, SN_ERR_INPUT,
+                 "corrupt video data (%d damaged packets or frames)",
+                 r->corrupt);
+}
+
 static int receive_frames(struct chunk_run *r, AVFrame *frame)
 {
     const struct sn_job_hooks *hooks = &r->job->hooks;
@@ -561,6 +583,15 @@ static int receive_frames(struct chunk_run *r, AVFrame *frame)
         if (hooks->cancel != NULL && *hooks->cancel) {
             av_frame_unref(frame);
             return failf(r, SN_ERR_INTERRUPTED, "interrupted");
+        }
+        if (frame->decode_error_flags ||
+            (frame->flags & AV_FRAME_FLAG_CORRUPT)) {
+            r->corrupt++;
+            rc = check_corruption(r);
+            if (rc < 0) {
+                av_frame_unref(frame);
+                return rc;
+            }
         }
         rc = handle_decoded(r, frame);
         av_frame_unref(frame);
@@ -621,6 +652,29 @@ static int seek_to_chunk(struct chunk_run *r, size_t attempt)
     return 0;
 }
 
+/* Sends the packet in r->pkt, draining frames when the decoder is full. */
+static int send_packet(struct chunk_run *r, AVFrame *frame)
+{
+    int rc;
+
+    for (;;) {
+        rc = avcodec_send_packet(r->dec, r->pkt);
+        if (rc != AVERROR(EAGAIN))
+            break;
+        rc = receive_frames(r, frame);
+        if (rc != 0)
+            break;
+    }
+    av_packet_unref(r->pkt);
+    if (rc == AVERROR_INVALIDDATA) {
+        r->corrupt++;
+        return check_corruption(r);
+    }
+    if (rc < 0)
+        return failf(r, SN_ERR_MEDIA, "decoding failed: %s", av_err2str(rc));
+    return rc;
+}
+
 /*
  * Decodes from the seek point to the end of the chunk. Returns RETRY_SEEK
  * when the seek landed after the chunk's first frame (some demuxers seek
@@ -635,11 +689,9 @@ static int decode_chunk(struct chunk_run *r, AVFrame *frame)
             av_packet_unref(r->pkt);
             continue;
         }
-        rc = avcodec_send_packet(r->dec, r->pkt);
-        av_packet_unref(r->pkt);
-        if (rc < 0 && rc != AVERROR_INVALIDDATA && rc != AVERROR(EAGAIN))
-            return failf(r, SN_ERR_MEDIA, "decoding failed: %s",
-                         av_err2str(rc));
+        rc = send_packet(r, frame);
+        if (rc != 0)
+            return rc == CHUNK_COMPLETE ? 0 : rc;
         rc = receive_frames(r, frame);
         if (rc != 0)
             return rc == CHUNK_COMPLETE ? 0 : rc;
@@ -704,6 +756,7 @@ static int run_chunk(struct chunk_run *r)
         r->n_frames = 0;
         r->prev_rel_us = INT64_MIN;
         r->reached_start = 0;
+        r->corrupt = 0;
         /* Leading frames the decoder cannot show (no keyframe before
          * them) make the probe's first frame unreachable: accept what
          * decoding from the very start gives. */

@@ -23,6 +23,8 @@ int sn_rendition_reserve(struct sn_rendition *r, int n)
     if (segments == NULL)
         return -ENOMEM;
     r->segments = segments;
+    memset(segments + r->n_segments, 0,
+           (size_t)(n - r->n_segments) * sizeof(*segments));
     done = realloc(r->done, (size_t)n);
     if (done == NULL)
         return -ENOMEM;

@@ -206,12 +206,20 @@ def check_frames_match_source(c, rungs, src, exact=True):
             bad = [i for i in range(n) if abs(out[i] - src.pts[i]) > tol]
             if bad:
                 i = bad[0]
-                msg = ("%s: %d frames are not at the source's time + 10 s; "
-                       "first: frame %d in segment %d at %s s, source frame "
-                       "%d at %s s (expected %s s)"
-                       % (r.label(), len(bad), i, frames[i].segment,
+                shifts = {}
+                for j in bad:
+                    d = out[j] - src.pts[j]
+                    shifts[d] = shifts.get(d, 0) + 1
+                common = sorted(shifts.items(), key=lambda kv: -kv[1])[:4]
+                msg = ("%s: %d of %d frames are not at the source's time + "
+                       "10 s; first: frame %d in segment %d at PTS %s s, "
+                       "source frame %d at %s s (expected %s s); PTS minus "
+                       "expected: %s"
+                       % (r.label(), len(bad), n, i, frames[i].segment,
                           fmt_t(frames[i].pts), i, fmt_t(src.pts[i]),
-                          fmt_t(src.pts[i] + TIMELINE_OFFSET)))
+                          fmt_t(src.pts[i] + TIMELINE_OFFSET),
+                          ", ".join("%+.6f s x%d" % (float(d), k)
+                                    for d, k in common)))
             else:
                 msg = ""
             c.expect(not bad, msg)
@@ -321,8 +329,8 @@ def check_segment_starts(c, rungs, seg_dur, key_int=None):
             lo, hi = grid * S, (grid + 1) * S
             outside = [t for t in rel if not (lo <= t < hi)]
             c.expect(not outside,
-                     "%s: frames at source times %s s fall outside the grid "
-                     "interval [%s, %s) of its first frame"
+                     "%s: frames at PTS - 10 s = %s s fall outside the grid "
+                     "interval [%s, %s) that holds its first frame"
                      % (where, ", ".join(fmt_t(t) for t in outside[:5]),
                         fmt_t(lo), fmt_t(hi)))
             c.expect(prev_grid is None or grid > prev_grid,
@@ -341,7 +349,7 @@ def check_segment_starts(c, rungs, seg_dur, key_int=None):
                     if rel[i] < g + K:
                         c.expect(frames[i].key == 1,
                                  "%s: first frame at or after the keyframe "
-                                 "time %s s (source time; PTS %s s, segment "
+                                 "time %s s (PTS - 10 s; PTS %s s, segment "
                                  "%d) is not a keyframe (pict_type %s)"
                                  % (r.label(), fmt_t(g),
                                     fmt_t(frames[i].pts), frames[i].segment,
