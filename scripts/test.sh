@@ -99,6 +99,23 @@ print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
 EOF
 }
 
+# Compare the option table in README.md, between the "sinatra process
+# --help" markers and inside a code fence, with the binary's own output.
+check_readme_help() {
+    local begin='<!-- sinatra process --help: begin -->'
+    local end='<!-- sinatra process --help: end -->'
+
+    if ! diff -u --label README.md --label "sinatra process --help" \
+        <(sed -n "\|^$begin\$|,\|^$end\$|p" "$root/README.md" |
+          sed '1,2d' | head -n -2) \
+        <("$root/build/sinatra" process --help); then
+        echo "README.md: the option table differs from" \
+             "build/sinatra process --help (diff above); paste the" \
+             "program's output between the markers" >&2
+        return 1
+    fi
+}
+
 build_asan() {
     cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug \
         -DSN_SANITIZE=ON -DSN_WERROR=ON &&
@@ -124,6 +141,7 @@ fi
 if run_step "build/ (RelWithDebInfo, -Werror)" "$root/scripts/build.sh"; then
     run_step "all tests in build/" \
         run_ctest "$root/build" --parallel "$test_jobs"
+    run_step "README.md option table" check_readme_help
 fi
 
 if run_step "build-asan/ (Debug, sanitizers, -Werror)" build_asan; then
