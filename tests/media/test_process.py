@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -501,6 +500,8 @@ def check_audio_samples(c, audio, src_path, origin):
                               "stream=time_base"], audio.playlist_path)
     frames = data.get("frames", [])
     n_out = sum(int(f.get("nb_samples", 0)) for f in frames)
+    print("note: audio rendition: %d samples decoded; source %d at %d Hz"
+          % (n_out, n_src, rate), flush=True)
     c.expect(abs(n_out - (expected + H.AAC_PRIMING)) <= H.AAC_FRAME,
              "audio rendition: %d samples decoded from audio/index.m3u8, "
              "expected the source's %d at %d Hz = %s at 48 kHz, plus %d "
@@ -602,6 +603,10 @@ def check_audio_continuity(c, audio, src_path, origin, boundaries):
                                max_lag)
         lags.append((where, lag, corr))
     (w0, l0, c0), (w1, l1, c1) = lags
+    c.note("audio rendition: source sound found at lag %s samples "
+           "(correlation %.3f) near the start and %s samples (%.3f) near "
+           "the end; %d silent runs over 5 ms in the output"
+           % (l0, c0, l1, c1, len(out_runs)))
     c.expect(l0 is not None and c0 > 0.8,
              "audio rendition: cannot find the source's sound from %s s in "
              "the output (best correlation %.2f)"
@@ -724,9 +729,12 @@ def check_codecs(c, mp, rungs, audio=None):
         fps = rung_fps(r)
         need = H.required_level(w, h, fps)
         levels[r.name] = (trip[2], w, h, fps)
+        mbps = ((w + 15) // 16) * ((h + 15) // 16) * fps
         c.expect(need is not None and trip[2] >= need,
-                 "%s: %dx%d at %.3f fps needs H.264 level_idc >= %s, the SPS "
-                 "says %d" % (r.label(), w, h, fps, need, trip[2]))
+                 "%s: %dx%d at %.3f fps (measured from its timestamps) is "
+                 "%.0f macroblocks/s, which needs H.264 level_idc >= %s "
+                 "(Table A-1 MaxMBPS/MaxFS); the SPS says %d"
+                 % (r.label(), w, h, fps, mbps, need, trip[2]))
     if audio is not None:
         st = audio.stream_info()
         prof = {"LC": 2, "HE-AAC": 5, "HE-AACv2": 29}.get(st.get("profile"))
@@ -818,6 +826,8 @@ def check_upright(c, ctx, outdir, src_path, ref_filter, wrong_filter,
     good, r = H.psnr(graph(ref_filter), inputs)
     bad, _ = H.psnr(graph(wrong_filter), inputs) if wrong_filter else \
         (None, None)
+    c.note("%s: %s PSNR %s dB against `%s`, %s dB against `%s`"
+           % (what, top.name, good, ref_filter, bad, wrong_filter))
     c.expect(good is not None,
              "%s: PSNR of %s against the reference failed: %s"
              % (what, top.name, r.err_tail()))
@@ -1933,7 +1943,6 @@ def main(argv):
         fn(ctx)
     except H.CaseSkipped as e:
         print("SKIP: %s" % e)
-        ctx.cleanup()
         return 77
     except H.CaseFailed as e:
         print("stopped: %s" % str(e).splitlines()[0][:300])
@@ -1941,8 +1950,7 @@ def main(argv):
         traceback.print_exc()
         checks.failures.append("test raised an exception")
     finally:
-        pass
-    ctx.cleanup()
+        ctx.cleanup()
     dt = time.monotonic() - t0
     if checks.failures:
         print("%s: FAILED %d of %d checks (%.1f s)"
