@@ -44,8 +44,9 @@ if [[ ! -r /etc/debian_version ]] || ! command -v dpkg-query >/dev/null; then
     exit 1
 fi
 
-# Sinatra encodes every rung with libx264 through libavcodec, and the
-# ffmpeg program uses the same libavcodec, so its encoder list tells.
+# Sinatra encodes every rung with libx264 through libavcodec. The ffmpeg
+# program links the same libavcodec, so its encoder list shows whether
+# libx264 is there.
 check_libx264() {
     local encoders
 
