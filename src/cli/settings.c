@@ -33,7 +33,7 @@ static const struct setting settings[] = {
     {"worker-mode", TEXT, "thread|process", 0, 0,
      "run workers as threads (default) or forked processes"},
     {"rungs", TEXT, "LIST", 0, 0,
-     "short sides of the rungs (default 234,360,432,540,720,1080)"},
+     "short sides of the rungs (default 236,360,432,540,720,1080)"},
     {"enable-2160p", FLAG, NULL, 0, 0, "add a 2160p rung when the source has it"},
     {"preset", TEXT, "NAME", 0, 0, "x264 preset (default veryfast)"},
     {"crf", INT, "N", 0, 51, "x264 constant rate factor (default 21)"},

@@ -14,8 +14,9 @@
 #define SHORT_SIDE_MAX 4320
 
 /*
- * Apple's HLS authoring ladder for 16:9 H.264, by short side. Every entry
- * is exactly 16:9, so its area is 16 * short^2 / 9. The 2160 entry is
+ * Apple's HLS authoring ladder for 16:9 H.264, by short side, with its
+ * 416x234 entry moved to 420x236 because every side here is a multiple of
+ * 4 (see nearest_multiple_of_4()). Areas are taken as 16 * short^2 / 9. The 2160 entry is
  * part of the bit rate table even when the 2160p rung is off, so that
  * user-given short sides between 1080 and 2160 interpolate towards it.
  */
@@ -24,7 +25,7 @@ static const struct {
     int width;
     int bitrate;              /* bits per second */
 } table[] = {
-    {234, 416, 145000},
+    {236, 420, 145000},
     {360, 640, 365000},
     {432, 768, 1100000},
     {540, 960, 2000000},
@@ -36,7 +37,7 @@ static const struct {
 #define TABLE_SIZE ((int)(sizeof(table) / sizeof(table[0])))
 #define SHORT_SIDE_2160 2160
 
-static const int default_short_sides[] = {234, 360, 432, 540, 720, 1080};
+static const int default_short_sides[] = {236, 360, 432, 540, 720, 1080};
 
 void sn_ladder_config_init(struct sn_ladder_config *cfg)
 {
@@ -111,18 +112,24 @@ static double rate_for_area(double area)
     return table[TABLE_SIZE - 1].bitrate * area / an;
 }
 
-/* Nearest even number to v, at least 2 and at most limit rounded down to even. */
-static int nearest_even(double v, int limit)
+/*
+ * Nearest multiple of 4 to v, at least 4 and at most limit rounded down to
+ * a multiple of 4. Sides are multiples of 4, not just even, so that 4:2:0
+ * chroma planes have even sizes too: with an odd chroma height (416x234,
+ * 117 chroma rows) libx264 0.164 in Debian 12 reads rows it never wrote,
+ * and the same input gave different output bytes from run to run.
+ */
+static int nearest_multiple_of_4(double v, int limit)
 {
-    long long e = 2 * llround(v / 2.0);
-    long long cap = limit & ~1;
+    long long e = 4 * llround(v / 4.0);
+    long long cap = limit & ~3;
 
-    if (cap < 2)
-        cap = 2;
+    if (cap < 4)
+        cap = 4;
     if (e > cap)
         e = cap;
-    if (e < 2)
-        e = 2;
+    if (e < 4)
+        e = 4;
     return (int)e;
 }
 
@@ -164,7 +171,7 @@ static int config_ok(const struct sn_ladder_config *cfg)
     for (int i = 0; i < cfg->n_short_sides; i++) {
         int s = cfg->short_sides[i];
 
-        if (s < SHORT_SIDE_MIN || s > SHORT_SIDE_MAX || s % 2 != 0)
+        if (s < SHORT_SIDE_MIN || s > SHORT_SIDE_MAX || s % 4 != 0)
             return 0;
         if (i > 0 && s <= cfg->short_sides[i - 1])
             return 0;
@@ -217,7 +224,8 @@ int sn_ladder_choose(const struct sn_video_geometry *g,
 
     if (n_sides == 0) {
         /* Smaller than every rung: one rung at the source's own size. */
-        fill_rung(&rungs[0], dshort & ~1, dlong & ~1, portrait, g, cfg);
+        fill_rung(&rungs[0], dshort < 4 ? 4 : dshort & ~3,
+                  dlong < 4 ? 4 : dlong & ~3, portrait, g, cfg);
         *n_rungs = 1;
         return 0;
     }
@@ -226,7 +234,7 @@ int sn_ladder_choose(const struct sn_video_geometry *g,
     first = n_sides > SN_LADDER_MAX ? n_sides - SN_LADDER_MAX : 0;
     for (int i = first; i < n_sides; i++) {
         int s = sides[i];
-        int l = nearest_even((double)s * dlong / dshort, dlong);
+        int l = nearest_multiple_of_4((double)s * dlong / dshort, dlong);
 
         fill_rung(&rungs[n++], s, l, portrait, g, cfg);
     }
@@ -305,9 +313,10 @@ int sn_ladder_parse_short_sides(const char *text, struct sn_ladder_config *cfg,
                         SHORT_SIDE_MIN);
             return -EINVAL;
         }
-        if (v % 2 != 0) {
-            set_err(err, err_size, "short side %ld is odd; sizes must be even",
-                    v);
+        if (v % 4 != 0) {
+            set_err(err, err_size,
+                    "short side %ld is not a multiple of 4, which every "
+                    "rung side must be", v);
             return -EINVAL;
         }
         if (n > 0 && v <= sides[n - 1]) {

@@ -2,7 +2,7 @@
  * Rendition ladder: which output sizes and bit rates to make from a source.
  *
  * The default table is modelled on Apple's HLS authoring specification
- * ladder for 16:9 H.264 (416x234 at 145 kbit/s up to 1920x1080 at
+ * ladder for 16:9 H.264 (420x236 at 145 kbit/s up to 1920x1080 at
  * 7.8 Mbit/s, 3840x2160 when enabled). A rung is named by its short side
  * ("720p"), so portrait sources get portrait rungs of the same pixel count.
  * Pure C: no I/O, no FFmpeg types.
@@ -27,8 +27,8 @@ struct sn_video_geometry {
 /* One output rendition. */
 struct sn_rung {
     char name[16];            /* short side and "p", e.g. "720p" */
-    int width;                /* even, square pixels */
-    int height;               /* even */
+    int width;                /* a multiple of 4, square pixels */
+    int height;               /* a multiple of 4 */
     int maxrate;              /* VBV maximum rate, bits per second */
     int bufsize;              /* VBV buffer size, bits */
     int crf;                  /* x264 constant rate factor */
@@ -57,9 +57,9 @@ void sn_display_size(const struct sn_video_geometry *g, int *width,
 /*
  * Chooses the rungs for a source: every configured short side not larger
  * than the source's display short side (never upscale), each with the
- * source's display aspect and even dimensions. A source smaller than the
- * smallest rung gets one rung at its own display size, rounded down to
- * even. Bit rates scale with the rung's area against the 16:9 table entry
+ * source's display aspect and sides that are multiples of 4. A source
+ * smaller than the smallest rung gets one rung at its own display size,
+ * rounded down to multiples of 4. Bit rates scale with the rung's area against the 16:9 table entry
  * and by 1.5 above 30 fps.
  *
  * Writes at most SN_LADDER_MAX rungs, ascending, to rungs and their count
@@ -73,8 +73,8 @@ int sn_ladder_choose(const struct sn_video_geometry *g,
 /*
  * Parses a comma-separated list of short sides ("360,720,1080") into cfg.
  * Returns 0, or -EINVAL with a one-line reason in err for an empty list,
- * a value outside 64..4320, a list that is not strictly ascending, or more
- * than SN_LADDER_MAX values.
+ * a value outside 64..4320 or not a multiple of 4, a list that is not
+ * strictly ascending, or more than SN_LADDER_MAX values.
  */
 int sn_ladder_parse_short_sides(const char *text, struct sn_ladder_config *cfg,
                                 char *err, size_t err_size);
