@@ -91,6 +91,12 @@ static int open_muxer(struct sn_seg_writer *w, AVFormatContext **out)
             av_dict_set_int(&options, "video_track_timescale", w->tb.den, 0);
     } else {
         av_dict_set(&options, "mpegts_copyts", "1", 0);
+        /*
+         * Each segment is its own transport stream, so continuity counters
+         * restart at 0; the discontinuity indicator on each PID's first
+         * packet (ISO/IEC 13818-1, 2.4.3.5) says the jump is intended.
+         */
+        av_dict_set(&options, "mpegts_flags", "initial_discontinuity", 0);
     }
 
     rc = avio_open_dyn_buf(&mux->pb);

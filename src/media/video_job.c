@@ -145,7 +145,7 @@ static int open_encoder(struct chunk_run *r, struct rung_state *s)
     /* Keyframes are forced on the keyframe grid; this is only a backstop. */
     enc->gop_size = (int)ceil(fps * (double)set->keyframe_us / 1e6) * 2 + 1;
 
-    snprintf(params, sizeof(params), "scenecut=0:open-gop=0");
+    snprintf(params, sizeof(params), "scenecut=0:open-gop=0:%s", getenv("SN_X264") ? getenv("SN_X264") : "");
     av_dict_set(&opts, "preset", set->preset, 0);
     av_dict_set_int(&opts, "crf", s->rung->crf, 0);
     av_dict_set(&opts, "profile", "high", 0);
@@ -897,7 +897,8 @@ int sn_video_job_run(const struct sn_video_job *job,
     memset(result, 0, sizeof(*result));
     result->n_rungs = job->n_rungs;
     r.max_rate = job->rungs[0].frame_rate > 0 ? job->rungs[0].frame_rate : 60;
-    r.decimate = job->probe->geometry.frame_rate > r.max_rate + 0.5;
+    r.decimate = job->probe->geometry.frame_rate >
+                 r.max_rate + SN_FRAME_RATE_TOLERANCE;
 
     rc = start_run(&r, result);
     if (rc == 0)

@@ -142,7 +142,10 @@ static void fill_rung(struct sn_rung *r, int short_side, int long_side,
 
     if (!(fps > 0.0))         /* unknown, negative or NaN */
         fps = 0.0;
-    if (fps > cfg->max_frame_rate)
+    /* A phone's "60 fps" is often 60.06: that stays as it is, because
+     * dropping a frame every few seconds would judder, and the encoder must
+     * know the true rate to pick a level that covers it. */
+    if (fps > cfg->max_frame_rate + SN_FRAME_RATE_TOLERANCE)
         fps = cfg->max_frame_rate;
 
     snprintf(r->name, sizeof(r->name), "%dp", short_side);

@@ -14,6 +14,9 @@
 
 #define SN_LADDER_MAX 10
 
+/* Frame rates up to this much above the maximum are kept, not capped. */
+#define SN_FRAME_RATE_TOLERANCE 0.5
+
 /* What the ladder needs to know about the source video. */
 struct sn_video_geometry {
     int coded_width;          /* decoded frame size in pixels */
@@ -32,7 +35,9 @@ struct sn_rung {
     int maxrate;              /* VBV maximum rate, bits per second */
     int bufsize;              /* VBV buffer size, bits */
     int crf;                  /* x264 constant rate factor */
-    double frame_rate;        /* output frames per second (source, max 60) */
+    double frame_rate;        /* output frames per second: the source's,
+                                 capped at the maximum when more than
+                                 SN_FRAME_RATE_TOLERANCE above it */
 };
 
 /* Ladder settings; sn_ladder_config_init() fills the defaults. */
