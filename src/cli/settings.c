@@ -47,6 +47,9 @@ static const struct setting settings[] = {
      "reject inputs with more video frames (default 2000000)"},
     {"max-file-size", BYTES, "BYTES", 1, 1e15,
      "reject larger input files (default 68719476736)"},
+    {"conceal-errors", FLAG, NULL, 0, 0,
+     "publish video with damaged frames, hidden as players hide them, "
+     "instead of rejecting it"},
     {"overwrite", FLAG, NULL, 0, 0, "replace an existing output folder"},
     {"quiet", FLAG, NULL, 0, 0, "print nothing but errors"},
     {"json", FLAG, NULL, 0, 0, "print one JSON object per event on stdout"},
@@ -172,6 +175,8 @@ static void apply_flag(struct sn_cli *cli, const struct setting *s)
 {
     if (strcmp(s->name, "enable-2160p") == 0)
         cli->process.ladder.enable_2160p = 1;
+    else if (strcmp(s->name, "conceal-errors") == 0)
+        cli->process.encode.conceal_errors = 1;
     else if (strcmp(s->name, "overwrite") == 0)
         cli->process.overwrite = 1;
     else if (strcmp(s->name, "quiet") == 0)

@@ -30,6 +30,7 @@ struct sn_encode_settings {
     char preset[32];          /* x264 preset, default "veryfast" */
     int encoder_threads;      /* x264 threads per rung, default 1 */
     int64_t keyframe_us;      /* forced keyframe interval */
+    int conceal_errors;       /* publish damaged frames instead of failing */
 };
 
 /* One finished segment of one rendition. */

@@ -61,7 +61,6 @@ struct chunk_run {
     int prev_kept_segment;
     int64_t end_out_pts;      /* end of the chunk's last frame */
     int64_t expected_first_us; /* the chunk's first frame, from the probe */
-    int corrupt;              /* packets or frames the decoder flagged */
     int reached_start;        /* a frame at or after the start was decoded */
     int accept_late;          /* this attempt may start after that frame */
     int decimate;
@@ -145,7 +144,12 @@ static int open_encoder(struct chunk_run *r, struct rung_state *s)
     /* Keyframes are forced on the keyframe grid; this is only a backstop. */
     enc->gop_size = (int)ceil(fps * (double)set->keyframe_us / 1e6) * 2 + 1;
 
-    snprintf(params, sizeof(params), "scenecut=0:open-gop=0:%s", getenv("SN_X264") ? getenv("SN_X264") : "");
+    /*
+     * mbtree=0: with macroblock-tree rate control, libx264 0.164 (Debian
+     * 12) gave different bytes for the same chunk from run to run, in one
+     * thread or many, which breaks byte-identical redelivery.
+     */
+    snprintf(params, sizeof(params), "scenecut=0:open-gop=0:mbtree=0");
     av_dict_set(&opts, "preset", set->preset, 0);
     av_dict_set_int(&opts, "crf", s->rung->crf, 0);
     av_dict_set(&opts, "profile", "high", 0);
@@ -548,24 +552,29 @@ static int handle_decoded(struct chunk_run *r, AVFrame *frame)
 }
 
 /*
- * Damaged input: a few damaged frames are concealed by the decoder, as
- * players do, but a chunk with more than 1% of its frames damaged (at
- * least 3) is rejected as corrupt instead of published.
+ * Damaged input is rejected, not published with concealed pictures: a
+ * packet the decoder refuses, or a frame it flags as damaged, inside this
+ * chunk ends the job with the time of the damage. Damage before the
+ * chunk's start (in frames decoded only to reach it) belongs to the
+ * previous chunk, which checks it. The last two frames are exempt: a file
+ * cut short (an upload that ended early, a segment cut from a stream)
+ * damages its final packet, and the rest of the video is still whole.
  */
-static int check_corruption(struct chunk_run *r)
+static int reject_if_damaged(struct chunk_run *r, int64_t ts)
 {
-    int64_t limit = (int64_t)r->chunk->n_segments *
-                    r->job->plan->config.segment_us / 1000000 *
-                    (r->job->probe->geometry.frame_rate > 0
-                         ? (int64_t)r->job->probe->geometry.frame_rate
-                         : 30) /
-                    100;
+    const struct sn_probe *p = r->job->probe;
+    int64_t rel;
 
-    if (r->corrupt <= (limit > 2 ? limit : 2))
+    if (ts == AV_NOPTS_VALUE || r->job->settings->conceal_errors)
+        return 0;
+    rel = frame_rel_us(r, ts);
+    if (rel < r->chunk->start_us || rel >= r->chunk->end_us)
+        return 0;
+    if (p->n_frames >= 2 && rel >= p->frame_us[p->n_frames - 2])
         return 0;
     return failf(r, SN_ERR_INPUT,
-                 "corrupt video data (%d damaged packets or frames)",
-                 r->corrupt);
+                 "corrupt video data at %.3f s (--conceal-errors publishes "
+                 "it with the damage hidden)", (double)rel / 1e6);
 }
 
 static int receive_frames(struct chunk_run *r, AVFrame *frame)
@@ -586,8 +595,7 @@ static int receive_frames(struct chunk_run *r, AVFrame *frame)
         }
         if (frame->decode_error_flags ||
             (frame->flags & AV_FRAME_FLAG_CORRUPT)) {
-            r->corrupt++;
-            rc = check_corruption(r);
+            rc = reject_if_damaged(r, frame->best_effort_timestamp);
             if (rc < 0) {
                 av_frame_unref(frame);
                 return rc;
@@ -655,6 +663,7 @@ static int seek_to_chunk(struct chunk_run *r, size_t attempt)
 /* Sends the packet in r->pkt, draining frames when the decoder is full. */
 static int send_packet(struct chunk_run *r, AVFrame *frame)
 {
+    int64_t ts = r->pkt->pts != AV_NOPTS_VALUE ? r->pkt->pts : r->pkt->dts;
     int rc;
 
     for (;;) {
@@ -662,14 +671,14 @@ static int send_packet(struct chunk_run *r, AVFrame *frame)
         if (rc != AVERROR(EAGAIN))
             break;
         rc = receive_frames(r, frame);
-        if (rc != 0)
-            break;
+        if (rc != 0) {
+            av_packet_unref(r->pkt);
+            return rc;
+        }
     }
     av_packet_unref(r->pkt);
-    if (rc == AVERROR_INVALIDDATA) {
-        r->corrupt++;
-        return check_corruption(r);
-    }
+    if (rc == AVERROR_INVALIDDATA)
+        return reject_if_damaged(r, ts);
     if (rc < 0)
         return failf(r, SN_ERR_MEDIA, "decoding failed: %s", av_err2str(rc));
     return rc;
@@ -756,7 +765,6 @@ static int run_chunk(struct chunk_run *r)
         r->n_frames = 0;
         r->prev_rel_us = INT64_MIN;
         r->reached_start = 0;
-        r->corrupt = 0;
         /* Leading frames the decoder cannot show (no keyframe before
          * them) make the probe's first frame unreachable: accept what
          * decoding from the very start gives. */

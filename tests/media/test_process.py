@@ -852,14 +852,18 @@ def check_upright(c, ctx, outdir, src_path, ref_filter, wrong_filter,
     return rungs
 
 
-def check_square_even(c, rungs, aspect, what):
-    """Check 6: even sizes, square pixels, display aspect within 1%."""
+def check_square_multiple_of_4(c, rungs, aspect, what):
+    """Check 6: sides that are multiples of 4, square pixels, display aspect
+    within 1%."""
     for r in rungs:
         st = r.stream_info()
         w, h = int(st.get("width", 0)), int(st.get("height", 0))
-        c.expect(w % 2 == 0 and h % 2 == 0 and w > 0 and h > 0,
-                 "%s: %s is %dx%d, expected even dimensions"
+        c.expect(w > 0 and h > 0, "%s: %s is %dx%d, expected a positive size"
                  % (what, r.label(), w, h))
+        c.expect(w % 4 == 0, "%s: %s is %dx%d, expected a width that is a "
+                 "multiple of 4" % (what, r.label(), w, h))
+        c.expect(h % 4 == 0, "%s: %s is %dx%d, expected a height that is a "
+                 "multiple of 4" % (what, r.label(), w, h))
         sar = st.get("sample_aspect_ratio")
         c.expect(sar in (None, "N/A", "0:1", "1:1"),
                  "%s: %s has sample_aspect_ratio %s, expected 1:1 or unset"
@@ -947,7 +951,7 @@ def half_second_segments_start_with_idr_frames(ctx):
     src_path = ctx.sintel_23976(6)
     out, _ = ctx.process_ok(src_path, "run", "--segment-duration", "0.5",
                             "--keyframe-interval", "0.5", "--chunk-segments",
-                            "1", "--rungs", "234,360")
+                            "1", "--rungs", "236,360")
     rungs = ctx.rungs(out)
     check_segment_starts(ctx.c, rungs, Fraction(1, 2), Fraction(1, 2))
     src = H.SourceVideo(src_path)
@@ -1012,7 +1016,8 @@ def rotated_mirrored_source_comes_out_upright(ctx):
     rungs = check_upright(ctx.c, ctx, out, src_path, "transpose=0",
                           "transpose=1", "rotate_and_reflect")
     src = H.SourceVideo(src_path)
-    check_square_even(ctx.c, rungs, Fraction(720, 1080), "rotate_and_reflect")
+    check_square_multiple_of_4(ctx.c, rungs, Fraction(720, 1080),
+                               "rotate_and_reflect")
     check_frames_match_source(ctx.c, rungs, src, exact=True)
 
 
@@ -1023,7 +1028,8 @@ def portrait_4k60_source_comes_out_upright(ctx):
                             "--keyframe-interval", "1")
     rungs = check_upright(ctx.c, ctx, out, src_path, "transpose=1",
                           "transpose=2", "portrait_4k60")
-    check_square_even(ctx.c, rungs, Fraction(2160, 3840), "portrait_4k60")
+    check_square_multiple_of_4(ctx.c, rungs, Fraction(2160, 3840),
+                               "portrait_4k60")
     top = rungs[-1]
     st = top.stream_info()
     ctx.c.expect((int(st["width"]), int(st["height"])) == (1080, 1920),
@@ -1043,17 +1049,18 @@ def upside_down_source_comes_out_upright(ctx):
     out, _ = ctx.process_ok(src_path, "run", *SHORT_SEGMENTS)
     rungs = check_upright(ctx.c, ctx, out, src_path, "hflip,vflip", "null",
                           "rotate=180")
-    check_square_even(ctx.c, rungs, Fraction(640, 360), "rotate=180")
+    check_square_multiple_of_4(ctx.c, rungs, Fraction(640, 360), "rotate=180")
 
 
 @case()
-def odd_sized_source_gives_even_square_pixel_rungs(ctx):
+def odd_sized_source_gives_multiple_of_4_square_pixel_rungs(ctx):
     src_path = ctx.corpus("axm-bear-vp9-odd-dimensions.webm")
     src = H.SourceVideo(src_path)
     out, _ = ctx.process_ok(src_path, "run", "--segment-duration", "0.5",
                             "--keyframe-interval", "0.5")
     rungs = ctx.rungs(out)
-    check_square_even(ctx.c, rungs, src.display_aspect(), "161x121 VP9")
+    check_square_multiple_of_4(ctx.c, rungs, src.display_aspect(),
+                               "161x121 VP9")
     ctx.c.expect(len(rungs) == 1,
                  "161x121 VP9: %d rungs %s, expected one rung at the "
                  "source's own size" % (len(rungs), [r.name for r in rungs]))
@@ -1075,9 +1082,9 @@ def non_square_pixel_sources_give_square_pixel_rungs(ctx):
                      % (name, float(src.display_aspect()), float(want)))
         out, _ = ctx.process_ok(src_path, name, "--segment-duration", "2",
                                 "--keyframe-interval", "1",
-                                "--rungs", "234,360,432,540")
+                                "--rungs", "236,360,432,540")
         rungs = ctx.rungs(out)
-        check_square_even(ctx.c, rungs, want, name)
+        check_square_multiple_of_4(ctx.c, rungs, want, name)
 
 
 # 7. CODECS, levels, BANDWIDTH
@@ -1592,7 +1599,8 @@ def usage_errors_exit_2_and_write_nothing(ctx):
         ("--keyframe-interval 4 does not divide --segment-duration 6",
          ["--segment-duration", "6", "--keyframe-interval", "4"]),
         ("--segment-format mkv", ["--segment-format", "mkv"]),
-        ("--rungs not ascending", ["--rungs", "360,234"]),
+        ("--rungs not ascending", ["--rungs", "360,236"]),
+        ("--rungs side not a multiple of 4", ["--rungs", "234,360"]),
         ("unknown option", ["--no-such-option"]),
         ("--workers 0", ["--workers", "0"]),
         ("--chunk-segments 0", ["--chunk-segments", "0"]),
@@ -1747,8 +1755,8 @@ def output_layout_matches_the_documented_tree(ctx):
     want = {"master.m3u8", "poster.jpg", "audio"} | {r.name for r in rungs}
     ctx.c.expect(top == want, "OUTDIR holds %s, expected %s"
                  % (sorted(top), sorted(want)))
-    ctx.c.expect([r.name for r in rungs] == ["234p", "360p"],
-                 "640x360 source with default rungs gave %s, expected 234p "
+    ctx.c.expect([r.name for r in rungs] == ["236p", "360p"],
+                 "640x360 source with default rungs gave %s, expected 236p "
                  "and 360p" % [r.name for r in rungs])
     for r in rungs + [ctx.audio(out)]:
         pl = r.playlist
@@ -1825,12 +1833,12 @@ def check_iframes(ctx, r):
 @case()
 def overwrite_replaces_an_existing_output_and_its_absence_keeps_it(ctx):
     src_path = ctx.sintel_23976(3, audio=False)
-    out, _ = ctx.process_ok(src_path, "run", "--rungs", "234",
+    out, _ = ctx.process_ok(src_path, "run", "--rungs", "236",
                             *SHORT_SEGMENTS)
     marker = os.path.join(out, "marker.txt")
     with open(marker, "w") as fh:
         fh.write("left by the test\n")
-    r = ctx.sinatra(src_path, out, "--rungs", "234", *SHORT_SEGMENTS)
+    r = ctx.sinatra(src_path, out, "--rungs", "236", *SHORT_SEGMENTS)
     ctx.c.expect(r.rc != 0,
                  "second run into an existing OUTDIR without --overwrite: "
                  "`%s` exited 0" % r.cmdline())
@@ -1841,7 +1849,7 @@ def overwrite_replaces_an_existing_output_and_its_absence_keeps_it(ctx):
     ctx.c.expect(r.rc == 0 or len(lines) == 1,
                  "second run without --overwrite: stderr has %d lines, "
                  "expected one error line: %r" % (len(lines), r.err[:400]))
-    r = ctx.sinatra(src_path, out, "--rungs", "234", "--overwrite",
+    r = ctx.sinatra(src_path, out, "--rungs", "236", "--overwrite",
                     *SHORT_SEGMENTS)
     ctx.c.expect(r.rc == 0, "`%s` exited %s, expected 0; stderr: %s"
                  % (r.cmdline(), r.rc, r.err_tail()))
@@ -1869,7 +1877,8 @@ def enable_2160p_adds_a_2160p_rung_with_a_level_for_it(ctx):
         else None
     mp = check_master(ctx.c, out, rungs, audio)
     check_codecs(ctx.c, mp, rungs, audio)
-    check_square_even(ctx.c, rungs, Fraction(2160, 3840), "portrait_4k60")
+    check_square_multiple_of_4(ctx.c, rungs, Fraction(2160, 3840),
+                               "portrait_4k60")
 
 
 @case()
@@ -1881,7 +1890,7 @@ def late_video_start_keeps_its_offset_on_the_timeline(ctx):
     a = H.first_stream(streams, "audio")
     vstart, astart = H.frac(v["start_time"]), H.frac(a["start_time"])
     origin = min(vstart, astart)
-    out, _ = ctx.process_ok(src_path, "run", "--rungs", "234",
+    out, _ = ctx.process_ok(src_path, "run", "--rungs", "236",
                             "--segment-duration", "2",
                             "--keyframe-interval", "1")
     rungs = ctx.rungs(out)

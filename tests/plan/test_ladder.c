@@ -47,7 +47,8 @@ static void check_ladder(const struct sn_video_geometry *g,
 
 static void ladder_config_defaults_follow_the_apple_ladder(void)
 {
-    static const int want[] = {234, 360, 432, 540, 720, 1080};
+    /* Apple's short sides, with 234 moved to 236, a multiple of 4. */
+    static const int want[] = {236, 360, 432, 540, 720, 1080};
     struct sn_ladder_config cfg;
 
     sn_ladder_config_init(&cfg);
@@ -133,8 +134,14 @@ static void ladder_display_size_is_at_least_two_and_never_overflows(void)
 
 static void ladder_1080p_source_gets_the_full_default_ladder(void)
 {
+    /*
+     * 236 * 1920 / 1080 = 419.6 rounds to 420. The other rungs are table
+     * entries and get the table's rate. 420x236 has 99120 pixels, a little
+     * more than the 16:9 area 16 * 236^2 / 9 = 99015.1 that ladder.c scales
+     * the table's 145 kbit/s by, so its rate is 145000 * 99120 / 99015.1.
+     */
     static const struct expect want[] = {
-        {"234p", 416, 234, 145000},    {"360p", 640, 360, 365000},
+        {"236p", 420, 236, 145154},    {"360p", 640, 360, 365000},
         {"432p", 768, 432, 1100000},   {"540p", 960, 540, 2000000},
         {"720p", 1280, 720, 4500000},  {"1080p", 1920, 1080, 7800000},
     };
@@ -227,7 +234,7 @@ static void ladder_2160p_on_a_full_list_keeps_the_largest_rungs(void)
 static void ladder_never_upscales_720p_source(void)
 {
     static const struct expect want[] = {
-        {"234p", 416, 234, 145000},   {"360p", 640, 360, 365000},
+        {"236p", 420, 236, 145154},   {"360p", 640, 360, 365000},
         {"432p", 768, 432, 1100000},  {"540p", 960, 540, 2000000},
         {"720p", 1280, 720, 4500000},
     };
@@ -241,23 +248,40 @@ static void ladder_never_upscales_720p_source(void)
 
 static void ladder_rung_is_never_longer_than_the_source(void)
 {
-    /* 720 * 1281 / 720 = 1281 rounds to even 1282, one pixel too wide. */
+    /*
+     * 720 * 1283 / 720 = 1283 rounds to 1284, one pixel longer than the
+     * source, so the 720p rung is capped at 1280, the source's 1283
+     * rounded down to a multiple of 4. 540 * 1283 / 720 = 962.25 rounds
+     * to 964, which fits.
+     */
     static const struct expect want[] = {
-        {"234p", 416, 234, 0},  {"360p", 640, 360, 0},
-        {"432p", 768, 432, 0},  {"540p", 960, 540, 0},
+        {"236p", 420, 236, 0},  {"360p", 640, 360, 0},
+        {"432p", 768, 432, 0},  {"540p", 964, 540, 0},
         {"720p", 1280, 720, 0},
     };
-    struct sn_video_geometry g = geometry(1281, 720, 0, 0, 0, 25);
+    static const struct expect portrait[] = {
+        {"236p", 236, 420, 0},  {"360p", 360, 640, 0},
+        {"432p", 432, 768, 0},  {"540p", 540, 964, 0},
+        {"720p", 720, 1280, 0},
+    };
+    struct sn_video_geometry g = geometry(1283, 720, 0, 0, 0, 25);
     struct sn_ladder_config cfg;
 
     sn_ladder_config_init(&cfg);
     check_ladder(&g, &cfg, want, 5);
+
+    /* The cap applies to the height of a portrait source too. */
+    g = geometry(1283, 720, 0, 0, 1, 25);
+    check_ladder(&g, &cfg, portrait, 5);
 }
 
-static void ladder_tiny_source_gets_one_rung_at_its_own_even_size(void)
+static void ladder_tiny_source_gets_one_rung_rounded_down_to_4(void)
 {
-    /* 145 kbit/s for 416x234, kept per pixel below the table. */
-    static const struct expect want[] = {{"120p", 160, 120, 28600}};
+    /*
+     * Below the table the rate per pixel of the 16:9 area of 236 is kept:
+     * 145000 * 19200 / 99015.1 for 160x120.
+     */
+    static const struct expect want[] = {{"120p", 160, 120, 28117}};
     struct sn_video_geometry g = geometry(161, 121, 0, 0, 0, 25);
     struct sn_ladder_config cfg;
 
@@ -265,27 +289,50 @@ static void ladder_tiny_source_gets_one_rung_at_its_own_even_size(void)
     check_ladder(&g, &cfg, want, 1);
 
     /* Portrait stays portrait. */
-    static const struct expect portrait[] = {{"120p", 120, 160, 28600}};
+    static const struct expect portrait[] = {{"120p", 120, 160, 28117}};
     g = geometry(161, 121, 0, 0, 1, 25);
     check_ladder(&g, &cfg, portrait, 1);
 
-    /* Below a custom smallest rung too. */
+    /* 230x130 is even but goes down to 228x128: 145000 * 29184 / 99015.1. */
+    static const struct expect even[] = {{"128p", 228, 128, 42738}};
+    g = geometry(230, 130, 0, 0, 0, 25);
+    check_ladder(&g, &cfg, even, 1);
+
+    /*
+     * Sides below 4 become 4: a 3x2 source and a 1x1 one (displayed as
+     * 2x2) both get 4x4, at 145000 * 16 / 99015.1.
+     */
+    static const struct expect minimum[] = {{"4p", 4, 4, 23}};
+    g = geometry(3, 2, 0, 0, 0, 25);
+    check_ladder(&g, &cfg, minimum, 1);
+    g = geometry(1, 1, 0, 0, 0, 25);
+    check_ladder(&g, &cfg, minimum, 1);
+
+    /* Below a custom smallest rung too. 639x359 goes down to 636x356. */
     static const struct expect custom[] = {{"360p", 640, 360, 365000}};
+    static const struct expect custom_odd[] = {{"356p", 636, 356, 0}};
     cfg.short_sides[0] = 720;
     cfg.short_sides[1] = 1080;
     cfg.n_short_sides = 2;
     g = geometry(640, 360, 0, 0, 0, 25);
     check_ladder(&g, &cfg, custom, 1);
+    g = geometry(639, 359, 0, 0, 0, 25);
+    check_ladder(&g, &cfg, custom_odd, 1);
 }
 
 static void ladder_keeps_portrait_sources_portrait(void)
 {
+    /*
+     * 236 * 1080 / 720 = 354 and 540 * 1080 / 720 = 810 lie halfway
+     * between two multiples of 4, and llround() in ladder.c rounds them
+     * up to 356 and 812.
+     */
     static const struct expect phone[] = {
-        {"234p", 234, 352, 0}, {"360p", 360, 540, 0}, {"432p", 432, 648, 0},
-        {"540p", 540, 810, 0}, {"720p", 720, 1080, 0},
+        {"236p", 236, 356, 0}, {"360p", 360, 540, 0}, {"432p", 432, 648, 0},
+        {"540p", 540, 812, 0}, {"720p", 720, 1080, 0},
     };
     static const struct expect uhd[] = {
-        {"234p", 234, 416, 145000},   {"360p", 360, 640, 365000},
+        {"236p", 236, 420, 145154},   {"360p", 360, 640, 365000},
         {"432p", 432, 768, 1100000},  {"540p", 540, 960, 2000000},
         {"720p", 720, 1280, 4500000}, {"1080p", 1080, 1920, 7800000},
         {"2160p", 2160, 3840, 16800000},
@@ -305,16 +352,18 @@ static void ladder_keeps_portrait_sources_portrait(void)
 static void ladder_corpus_shapes_get_the_expected_rungs(void)
 {
     static const struct expect anamorphic[] = {
-        {"234p", 416, 234, 0}, {"360p", 640, 360, 0},
+        {"236p", 420, 236, 0}, {"360p", 640, 360, 0},
     };
+    /* 1137x640: 236 * 1137 / 640 = 419.3 and 540 * 1137 / 640 = 959.3. */
     static const struct expect sar_1137[] = {
-        {"234p", 416, 234, 0}, {"360p", 640, 360, 0},
+        {"236p", 420, 236, 0}, {"360p", 640, 360, 0},
         {"432p", 768, 432, 0}, {"540p", 960, 540, 0},
     };
+    /* 1024x436: 554.3 rounds to 556, 845.5 to 844 and 1014.6 to 1016. */
     static const struct expect scope[] = {
-        {"234p", 550, 234, 0}, {"360p", 846, 360, 0}, {"432p", 1014, 432, 0},
+        {"236p", 556, 236, 0}, {"360p", 844, 360, 0}, {"432p", 1016, 432, 0},
     };
-    static const struct expect small[] = {{"234p", 416, 234, 0}};
+    static const struct expect small[] = {{"236p", 420, 236, 0}};
     struct sn_ladder_config cfg;
     struct sn_video_geometry g;
 
@@ -329,21 +378,33 @@ static void ladder_corpus_shapes_get_the_expected_rungs(void)
     check_ladder(&g, &cfg, small, 1);
 }
 
-static void ladder_corpus_shapes_keep_display_aspect_within_one_percent(void)
+/*
+ * Frame shapes of the media test corpus: 161x121 VP9, anamorphic 720x360
+ * and 800x640, 1024x436 scope, two rotated phone videos, 1080p and 240p.
+ */
+static const struct sn_video_geometry corpus_shapes[] = {
+    {161, 121, 0, 0, 0, 25},     {720, 360, 8, 9, 0, 25},
+    {800, 640, 1137, 800, 0, 25}, {1024, 436, 0, 0, 0, 24},
+    {1080, 720, 0, 1, 1, 30},    {3840, 2160, 0, 1, 1, 60},
+    {1920, 1080, 1, 1, 0, 30},   {426, 240, 0, 0, 0, 30},
+};
+
+#define N_CORPUS_SHAPES (sizeof(corpus_shapes) / sizeof(corpus_shapes[0]))
+
+/*
+ * Sides that are multiples of 4 give the 4:2:0 chroma planes even sizes.
+ * With an odd chroma height libx264 gave different bytes from run to run.
+ * Rounding to multiples of 4 must still keep the display aspect within 1%.
+ */
+static void ladder_corpus_rung_sides_are_multiples_of_4(void)
 {
-    static const struct sn_video_geometry shapes[] = {
-        {161, 121, 0, 0, 0, 25},     {720, 360, 8, 9, 0, 25},
-        {800, 640, 1137, 800, 0, 25}, {1024, 436, 0, 0, 0, 24},
-        {1080, 720, 0, 1, 1, 30},    {3840, 2160, 0, 1, 1, 60},
-        {1920, 1080, 1, 1, 0, 30},   {426, 240, 0, 0, 0, 30},
-    };
     struct sn_ladder_config cfg;
 
     sn_ladder_config_init(&cfg);
     for (int e = 0; e < 2; e++) {
         cfg.enable_2160p = e;
-        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
-            const struct sn_video_geometry *g = &shapes[s];
+        for (size_t s = 0; s < N_CORPUS_SHAPES; s++) {
+            const struct sn_video_geometry *g = &corpus_shapes[s];
             struct sn_rung rungs[SN_LADDER_MAX];
             int n = 0, dw = 0, dh = 0;
             double aspect;
@@ -355,15 +416,42 @@ static void ladder_corpus_shapes_keep_display_aspect_within_one_percent(void)
             for (int i = 0; i < n; i++) {
                 const struct sn_rung *r = &rungs[i];
                 double ra = (double)r->width / r->height;
+
+                if (r->width % 4 != 0 || r->height % 4 != 0 ||
+                    fabs(ra / aspect - 1.0) > 0.01)
+                    fprintf(stderr, "shape %zu rung %s: %dx%d, source "
+                            "displays at %dx%d\n", s, r->name, r->width,
+                            r->height, dw, dh);
+                CHECK_INT(r->width % 4, 0);
+                CHECK_INT(r->height % 4, 0);
+                CHECK(fabs(ra / aspect - 1.0) <= 0.01);
+            }
+        }
+    }
+}
+
+static void ladder_corpus_rungs_fit_the_source_and_ascend(void)
+{
+    struct sn_ladder_config cfg;
+
+    sn_ladder_config_init(&cfg);
+    for (int e = 0; e < 2; e++) {
+        cfg.enable_2160p = e;
+        for (size_t s = 0; s < N_CORPUS_SHAPES; s++) {
+            const struct sn_video_geometry *g = &corpus_shapes[s];
+            struct sn_rung rungs[SN_LADDER_MAX];
+            int n = 0, dw = 0, dh = 0;
+
+            sn_display_size(g, &dw, &dh);
+            CHECK_INT(sn_ladder_choose(g, &cfg, rungs, &n), 0);
+            CHECK(n >= 1);
+            for (int i = 0; i < n; i++) {
+                const struct sn_rung *r = &rungs[i];
                 int rshort = r->width < r->height ? r->width : r->height;
                 char name[16];
 
-                if (fabs(ra / aspect - 1.0) > 0.01)
-                    fprintf(stderr, "shape %zu rung %s: %dx%d vs %dx%d\n", s,
-                            r->name, r->width, r->height, dw, dh);
-                CHECK(fabs(ra / aspect - 1.0) <= 0.01);
-                CHECK(r->width % 2 == 0 && r->height % 2 == 0);
-                CHECK(r->width <= dw && r->height <= dh);
+                CHECK(r->width <= dw);
+                CHECK(r->height <= dh);
                 CHECK((r->width > r->height) == (dw > dh));
                 snprintf(name, sizeof(name), "%dp", rshort);
                 CHECK_STR(r->name, name);
@@ -378,17 +466,24 @@ static void ladder_corpus_shapes_keep_display_aspect_within_one_percent(void)
 
 static void ladder_maxrate_scales_with_area_against_the_16_9_entry(void)
 {
-    /* 4:3 has three quarters of the 16:9 area at the same short side. */
+    /*
+     * 4:3 has three quarters of the 16:9 area at the same short side.
+     * 236 * 4 / 3 = 314.7 rounds to 316, and 316x236 (74576 pixels) gets
+     * 145000 * 74576 / 99015.1, the 16:9 area of 236 being 99015.1.
+     */
     static const struct expect four_three[] = {
-        {"234p", 312, 234, 108750},   {"360p", 480, 360, 273750},
+        {"236p", 316, 236, 109211},   {"360p", 480, 360, 273750},
         {"432p", 576, 432, 825000},   {"540p", 720, 540, 1500000},
         {"720p", 960, 720, 3375000},  {"1080p", 1440, 1080, 5850000},
     };
-    /* 1014x432 is 438048 pixels against 768x432's 331776. */
+    /*
+     * 556x236 is 131216 pixels against 99015.1, 844x360 is 303840 against
+     * 640x360's 230400, and 1016x432 is 438912 against 768x432's 331776.
+     */
     static const struct expect scope[] = {
-        {"234p", 550, 234, 191707},
-        {"360p", 846, 360, 482484},
-        {"432p", 1014, 432, 1452344},
+        {"236p", 556, 236, 192156},
+        {"360p", 844, 360, 481344},
+        {"432p", 1016, 432, 1455208},
     };
     struct sn_ladder_config cfg;
     struct sn_video_geometry g = geometry(1440, 1080, 0, 0, 0, 25);
@@ -413,7 +508,8 @@ static void ladder_maxrate_is_one_and_a_half_times_above_30_fps(void)
 
         CHECK_INT(sn_ladder_choose(&g, &cfg, rungs, &n), 0);
         CHECK_INT(n, 6);
-        CHECK_INT(rungs[0].maxrate, 217500);
+        /* 1.5 * 145153.6 for 420x236, rounded once, after the factor. */
+        CHECK_INT(rungs[0].maxrate, 217730);
         CHECK_INT(rungs[5].maxrate, 11700000);
         CHECK_INT(rungs[5].bufsize, 23400000);
     }
@@ -421,7 +517,7 @@ static void ladder_maxrate_is_one_and_a_half_times_above_30_fps(void)
         struct sn_video_geometry g = geometry(1920, 1080, 0, 0, 0, slow[i]);
 
         CHECK_INT(sn_ladder_choose(&g, &cfg, rungs, &n), 0);
-        CHECK_INT(rungs[0].maxrate, 145000);
+        CHECK_INT(rungs[0].maxrate, 145154);
         CHECK_INT(rungs[5].maxrate, 7800000);
     }
 
@@ -470,14 +566,16 @@ static void ladder_custom_crf_reaches_every_rung(void)
 static void ladder_custom_short_side_interpolates_bitrate_by_area(void)
 {
     /*
-     * 854x480 (16:9 area 409600): 1.1 M + 0.9 M * (409600 - 331776) /
-     * (518400 - 331776), times 409920 / 409600 for the even width.
+     * 852x480 (480 * 16 / 9 = 853.3 rounded to a multiple of 4, 16:9 area
+     * 409600): 1.1 M + 0.9 M * (409600 - 331776) / (518400 - 331776),
+     * times 408960 / 409600 for the rounded width.
      * 2560x1440: 7.8 M + 9 M * (3686400 - 2073600) / (8294400 - 2073600).
-     * 64 is below the table: 145 k per 97344 pixels.
+     * 64 is below the table: 113.8 rounds to 112, and 112x64 gets 145 k
+     * per 99015.1 pixels (the 16:9 area of 236) times 7168 pixels.
      */
     static const struct expect want[] = {
-        {"64p", 114, 64, 10868},
-        {"480p", 854, 480, 1476461},
+        {"64p", 112, 64, 10497},
+        {"480p", 852, 480, 1473003},
         {"1440p", 2560, 1440, 10133333},
     };
     struct sn_video_geometry g = geometry(3840, 2160, 0, 0, 0, 30);
@@ -530,7 +628,7 @@ static void ladder_rejects_bad_geometry_and_config(void)
     CHECK_INT(sn_ladder_choose(&good, &cfg, NULL, &n), -EINVAL);
     CHECK_INT(sn_ladder_choose(&good, &cfg, rungs, NULL), -EINVAL);
 
-    for (int c = 0; c < 9; c++) {
+    for (int c = 0; c < 11; c++) {
         sn_ladder_config_init(&cfg);
         switch (c) {
         case 0: cfg.n_short_sides = 0; break;
@@ -542,6 +640,9 @@ static void ladder_rejects_bad_geometry_and_config(void)
         case 6: cfg.crf = 52; break;
         case 7: cfg.crf = -1; break;
         case 8: cfg.max_frame_rate = 0; break;
+        /* Even sides that are not multiples of 4. */
+        case 9: cfg.short_sides[0] = 234; break;
+        case 10: cfg.short_sides[5] = 1078; break;
         }
         n = 5;
         CHECK_INT(sn_ladder_choose(&good, &cfg, rungs, &n), -EINVAL);
@@ -587,7 +688,8 @@ static void ladder_parse_short_sides_rejects_bad_lists(void)
     static const char *const bad[] = {
         "", "   ", ",", "360,", ",360", "360,,720", "abc", "360x", "-360",
         "+360", "360 720", "62", "4322", "99999999999999999999", "720,360",
-        "360,360", "361", "100,200,300,400,500,600,700,800,900,1000,1100",
+        "360,360", "361", "362", "234",
+        "100,200,300,400,500,600,700,800,900,1000,1100",
     };
     struct sn_ladder_config cfg, before;
     char err[128];
@@ -617,6 +719,42 @@ static void ladder_parse_short_sides_rejects_bad_lists(void)
     CHECK_INT(sn_ladder_parse_short_sides("720,360", &cfg, NULL, 0), -EINVAL);
 }
 
+static void ladder_parse_short_sides_rejects_sides_not_multiple_of_4(void)
+{
+    static const struct {
+        const char *list;
+        const char *value;    /* the side the error must name */
+    } bad[] = {
+        {"361", "361"},       /* odd */
+        {"234", "234"},       /* even: Apple's smallest short side */
+        {"362", "362"},
+        {"236,358,720", "358"},
+        {"236,4318", "4318"},
+    };
+    struct sn_ladder_config cfg, before;
+    char err[128];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        sn_ladder_config_init(&cfg);
+        before = cfg;
+        err[0] = '\0';
+        CHECK_INT(sn_ladder_parse_short_sides(bad[i].list, &cfg, err,
+                                              sizeof(err)), -EINVAL);
+        if (!strstr(err, bad[i].value) || !strstr(err, "multiple of 4"))
+            fprintf(stderr, "\"%s\" gave \"%s\"\n", bad[i].list, err);
+        CHECK(strstr(err, bad[i].value) != NULL);
+        CHECK(strstr(err, "multiple of 4") != NULL);
+        CHECK(memcmp(&cfg, &before, sizeof(cfg)) == 0);
+    }
+
+    /* A list of multiples of 4 is accepted. */
+    CHECK_INT(sn_ladder_parse_short_sides("64,236,4316", &cfg, err,
+                                          sizeof(err)), 0);
+    CHECK_INT(cfg.n_short_sides, 3);
+    CHECK_INT(cfg.short_sides[1], 236);
+    CHECK_INT(cfg.short_sides[2], 4316);
+}
+
 SN_TEST_MAIN(
     TEST_CASE(ladder_config_defaults_follow_the_apple_ladder),
     TEST_CASE(ladder_display_size_applies_sar_to_the_width),
@@ -629,10 +767,11 @@ SN_TEST_MAIN(
     TEST_CASE(ladder_2160p_on_a_full_list_keeps_the_largest_rungs),
     TEST_CASE(ladder_never_upscales_720p_source),
     TEST_CASE(ladder_rung_is_never_longer_than_the_source),
-    TEST_CASE(ladder_tiny_source_gets_one_rung_at_its_own_even_size),
+    TEST_CASE(ladder_tiny_source_gets_one_rung_rounded_down_to_4),
     TEST_CASE(ladder_keeps_portrait_sources_portrait),
     TEST_CASE(ladder_corpus_shapes_get_the_expected_rungs),
-    TEST_CASE(ladder_corpus_shapes_keep_display_aspect_within_one_percent),
+    TEST_CASE(ladder_corpus_rung_sides_are_multiples_of_4),
+    TEST_CASE(ladder_corpus_rungs_fit_the_source_and_ascend),
     TEST_CASE(ladder_maxrate_scales_with_area_against_the_16_9_entry),
     TEST_CASE(ladder_maxrate_is_one_and_a_half_times_above_30_fps),
     TEST_CASE(ladder_frame_rate_is_capped_and_unknown_stays_zero),
@@ -641,4 +780,5 @@ SN_TEST_MAIN(
     TEST_CASE(ladder_extreme_aspect_does_not_overflow_the_bit_rate),
     TEST_CASE(ladder_rejects_bad_geometry_and_config),
     TEST_CASE(ladder_parse_short_sides_accepts_an_ascending_list),
-    TEST_CASE(ladder_parse_short_sides_rejects_bad_lists))
+    TEST_CASE(ladder_parse_short_sides_rejects_bad_lists),
+    TEST_CASE(ladder_parse_short_sides_rejects_sides_not_multiple_of_4))
