@@ -25,6 +25,9 @@ static const struct setting settings[] = {
      "target segment duration (default 6)"},
     {"keyframe-interval", SECONDS, "SECONDS", 0.05, 60,
      "keyframe interval; must divide the segment duration (default 2)"},
+    {"first-segment-duration", SECONDS, "SECONDS", 0.05, 60,
+     "duration of the first segment, so playback starts sooner "
+     "(default: the keyframe interval)"},
     {"chunk-segments", INT, "N", 1, 1000,
      "segments per chunk job (default 2)"},
     {"first-chunk-segments", INT, "N", 1, 1000,
@@ -151,6 +154,8 @@ static void apply_number(struct sn_cli *cli, const struct setting *s,
         o->chunks.segment_us = us;
     else if (strcmp(n, "keyframe-interval") == 0)
         o->chunks.keyframe_us = o->encode.keyframe_us = us;
+    else if (strcmp(n, "first-segment-duration") == 0)
+        o->chunks.first_segment_us = cli->first_segment_us = us;
     else if (strcmp(n, "chunk-segments") == 0)
         o->chunks.chunk_segments = (int)v;
     else if (strcmp(n, "first-chunk-segments") == 0)
@@ -225,6 +230,7 @@ int sn_cli_parse(struct sn_cli *cli, int argc, char **argv, char *err,
 
     sn_process_options_init(o);
     cli->mode = SN_OUTPUT_BAR;
+    cli->first_segment_us = 0;
 
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
@@ -265,5 +271,7 @@ int sn_cli_parse(struct sn_cli *cli, int argc, char **argv, char *err,
     }
     if (o->output == NULL)
         default_output(cli);
+    if (cli->first_segment_us == 0)
+        o->chunks.first_segment_us = o->chunks.keyframe_us;
     return sn_chunk_config_check(&o->chunks, err, err_size) < 0 ? -EINVAL : 0;
 }

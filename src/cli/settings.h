@@ -6,6 +6,7 @@
 #ifndef SN_CLI_SETTINGS_H
 #define SN_CLI_SETTINGS_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "pipeline/process.h"
@@ -20,6 +21,7 @@ struct sn_cli {
     struct sn_process_options process;
     enum sn_output_mode mode;
     char default_output[4096];
+    int64_t first_segment_us; /* given with --first-segment-duration, or 0 */
 };
 
 /*

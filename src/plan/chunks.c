@@ -12,6 +12,13 @@ void sn_chunk_config_init(struct sn_chunk_config *cfg)
     cfg->keyframe_us = 2000000;
     cfg->chunk_segments = 2;
     cfg->first_chunk_segments = 1;
+    cfg->first_segment_us = 0;
+}
+
+/* The first segment's duration, with 0 standing for segment_us. */
+static int64_t first_segment(const struct sn_chunk_config *cfg)
+{
+    return cfg->first_segment_us > 0 ? cfg->first_segment_us : cfg->segment_us;
 }
 
 static void set_err(char *err, size_t err_size, const char *fmt, ...)
@@ -54,6 +61,16 @@ int sn_chunk_config_check(const struct sn_chunk_config *cfg, char *err,
                 (long long)cfg->keyframe_us, (long long)cfg->segment_us);
         return -EINVAL;
     }
+    if (cfg->first_segment_us < 0 || first_segment(cfg) > cfg->segment_us ||
+        first_segment(cfg) % cfg->keyframe_us != 0) {
+        set_err(err, err_size,
+                "first segment duration %lld us must be a multiple of the "
+                "keyframe interval %lld us and at most the segment duration "
+                "%lld us",
+                (long long)cfg->first_segment_us, (long long)cfg->keyframe_us,
+                (long long)cfg->segment_us);
+        return -EINVAL;
+    }
     if (cfg->chunk_segments < 1) {
         set_err(err, err_size, "chunks need at least 1 segment, not %d",
                 cfg->chunk_segments);
@@ -71,9 +88,16 @@ int64_t sn_segment_grid_index(const struct sn_chunk_config *cfg, int64_t t_us)
 {
     if (!cfg || cfg->segment_us <= 0)
         return -1;
-    if (t_us < 0)
-        t_us = 0;
-    return t_us / cfg->segment_us;
+    if (t_us < first_segment(cfg))
+        return 0;
+    return 1 + (t_us - first_segment(cfg)) / cfg->segment_us;
+}
+
+int64_t sn_segment_grid_start(const struct sn_chunk_config *cfg, int64_t k)
+{
+    if (k <= 0)
+        return 0;
+    return first_segment(cfg) + (k - 1) * cfg->segment_us;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -99,8 +123,8 @@ int sn_plan_chunks(const struct sn_chunk_config *cfg, const int64_t *frame_us,
     if (n_frames > SIZE_MAX / sizeof(*keys))
         return -ENOMEM;
 
-    /* (k + 1) * segment_us, the end of segment k, must fit in int64_t. */
-    last_k = INT64_MAX / cfg->segment_us - 1;
+    /* The end of segment k, first + k * segment_us, must fit in int64_t. */
+    last_k = (INT64_MAX - first_segment(cfg)) / cfg->segment_us;
 
     /* Grid index of every frame, sorted and made unique. */
     keys = malloc(n_frames * sizeof(*keys));
@@ -132,8 +156,8 @@ int sn_plan_chunks(const struct sn_chunk_config *cfg, const int64_t *frame_us,
     }
     for (size_t i = 0; i < n_keys; i++) {
         plan->segments[i].grid_index = keys[i];
-        plan->segments[i].start_us = keys[i] * cfg->segment_us;
-        plan->segments[i].end_us = (keys[i] + 1) * cfg->segment_us;
+        plan->segments[i].start_us = sn_segment_grid_start(cfg, keys[i]);
+        plan->segments[i].end_us = sn_segment_grid_start(cfg, keys[i] + 1);
     }
     free(keys);
     plan->n_segments = (int)n_keys;

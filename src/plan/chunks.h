@@ -3,8 +3,10 @@
  * chunk jobs.
  *
  * Times are microseconds relative to the source's origin (the earliest
- * start of the streams Sinatra uses). Segment k of the grid covers
- * [k * segment_us, (k + 1) * segment_us); a frame belongs to the segment
+ * start of the streams Sinatra uses). With F the first segment's duration
+ * and S the others', grid interval 0 is [0, F) and interval k > 0 is
+ * [F + (k - 1) * S, F + k * S): a short first segment lets playback start
+ * sooner. A frame belongs to the segment
  * whose interval contains its presentation time, so it belongs to exactly
  * one segment and one chunk. Grid intervals that contain no frame (a gap in
  * the source) get no segment. Pure C: no I/O, no FFmpeg types.
@@ -23,12 +25,14 @@ struct sn_chunk_config {
     int64_t keyframe_us;      /* keyframe interval, default 2 s; divides segment_us */
     int chunk_segments;       /* segments per chunk job, default 2 */
     int first_chunk_segments; /* segments in the first chunk, default 1 */
+    int64_t first_segment_us; /* first segment: a multiple of keyframe_us,
+                                 at most segment_us; 0 means segment_us */
 };
 
 struct sn_segment {
     int64_t grid_index;       /* k: the segment covers the grid interval k */
-    int64_t start_us;         /* k * segment_us */
-    int64_t end_us;           /* (k + 1) * segment_us */
+    int64_t start_us;         /* start of grid interval k */
+    int64_t end_us;           /* end of grid interval k */
 };
 
 struct sn_chunk {
@@ -50,7 +54,8 @@ void sn_chunk_config_init(struct sn_chunk_config *cfg);
 
 /*
  * Checks a chunk config: positive durations, keyframe_us dividing
- * segment_us, at least one segment per chunk. Returns 0 or -EINVAL with a
+ * segment_us and first_segment_us, a first segment no longer than the
+ * others, at least one segment per chunk. Returns 0 or -EINVAL with a
  * one-line reason in err.
  */
 int sn_chunk_config_check(const struct sn_chunk_config *cfg, char *err,
@@ -61,6 +66,9 @@ int sn_chunk_config_check(const struct sn_chunk_config *cfg, char *err,
  * time counts as 0. Returns -1 when cfg->segment_us is not positive.
  */
 int64_t sn_segment_grid_index(const struct sn_chunk_config *cfg, int64_t t_us);
+
+/* Returns the start of grid interval k (k >= 0) for a checked config. */
+int64_t sn_segment_grid_start(const struct sn_chunk_config *cfg, int64_t k);
 
 /*
  * Plans segments and chunks from the presentation times of every frame

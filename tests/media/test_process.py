@@ -278,10 +278,21 @@ def check_frames_match_source(c, rungs, src, exact=True, require_all=True):
                                          fmt_t(src.nominal), fmt_t(src_gap)))
 
 
+def grid_interval(t, S, F):
+    """Return (k, start, end) of the grid interval holding time t: the
+    first segment lasts F (by default the keyframe interval), the others
+    S."""
+    if t < F:
+        return 0, Fraction(0), F
+    k = 1 + math.floor((t - F) / S)
+    return k, F + (k - 1) * S, F + k * S
+
+
 def check_segment_starts(c, rungs, seg_dur, key_int=None):
     """Check 2: IDR at the start of every segment, segments on the grid and
     aligned across rungs, EXTINF within the target duration."""
     S = Fraction(seg_dur)
+    F = Fraction(key_int) if key_int is not None else S
     for r in rungs:
         pl = r.playlist
         c.expect(pl.target_duration is not None,
@@ -327,8 +338,7 @@ def check_segment_starts(c, rungs, seg_dur, key_int=None):
                      "duration %s" % (where, sp.seg.extinf_text,
                                       H.round_half_up(ext), fmt_t(S)))
             rel = [f.pts - TIMELINE_OFFSET for f in sp.frames]
-            grid = math.floor(min(rel) / S)
-            lo, hi = grid * S, (grid + 1) * S
+            grid, lo, hi = grid_interval(min(rel), S, F)
             outside = [t for t in rel if not (lo <= t < hi)]
             c.expect(not outside,
                      "%s: frames at PTS - 10 s = %s s fall outside the grid "

@@ -252,7 +252,7 @@ static void chunks_first_chunk_is_shorter_than_the_rest(void)
 static void chunks_follow_a_custom_config(void)
 {
     static const int sizes[] = {2, 3, 3, 2};
-    struct sn_chunk_config cfg = {4 * SEC, 1 * SEC, 3, 2};
+    struct sn_chunk_config cfg = {4 * SEC, 1 * SEC, 3, 2, 0};
     struct sn_plan plan;
     int64_t *t = frame_times(40 * 25, 25, 1);   /* 40 s at 25 fps */
 
@@ -415,7 +415,7 @@ static void chunks_count_negative_times_as_zero(void)
 
 static void chunks_find_segment_matches_a_linear_search(void)
 {
-    struct sn_chunk_config cfg = {1000, 500, 3, 1};
+    struct sn_chunk_config cfg = {1000, 500, 3, 1, 0};
     struct sn_plan plan;
     int64_t t[200];
 
@@ -500,7 +500,7 @@ static void chunks_reject_a_time_whose_segment_end_overflows(void)
 
 static void chunks_refuse_more_than_a_million_segments(void)
 {
-    struct sn_chunk_config cfg = {1, 1, 2, 1};
+    struct sn_chunk_config cfg = {1, 1, 2, 1, 0};
     struct sn_plan plan;
     size_t n = SN_PLAN_MAX_SEGMENTS + 1;
     int64_t *t = malloc(n * sizeof(*t));
@@ -552,6 +552,72 @@ static void chunks_release_accepts_a_zeroed_plan_and_runs_twice(void)
     sn_plan_release(&plan);
 }
 
+static void grid_with_short_first_segment(void)
+{
+    struct sn_chunk_config cfg;
+
+    sn_chunk_config_init(&cfg);
+    cfg.first_segment_us = 2 * SEC;
+
+    CHECK_INT(sn_segment_grid_index(&cfg, 0), 0);
+    CHECK_INT(sn_segment_grid_index(&cfg, 2 * SEC - 1), 0);
+    CHECK_INT(sn_segment_grid_index(&cfg, 2 * SEC), 1);
+    CHECK_INT(sn_segment_grid_index(&cfg, 8 * SEC - 1), 1);
+    CHECK_INT(sn_segment_grid_index(&cfg, 8 * SEC), 2);
+    CHECK_INT(sn_segment_grid_start(&cfg, 0), 0);
+    CHECK_INT(sn_segment_grid_start(&cfg, 1), 2 * SEC);
+    CHECK_INT(sn_segment_grid_start(&cfg, 3), 14 * SEC);
+}
+
+static void chunks_with_short_first_segment(void)
+{
+    struct sn_chunk_config cfg;
+    struct sn_plan plan;
+    int64_t *t = frame_times(20 * 30, 30000, 1001);  /* 20 s at 29.97 */
+
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    sn_chunk_config_init(&cfg);
+    cfg.first_segment_us = 2 * SEC;
+
+    CHECK_INT(sn_plan_chunks(&cfg, t, 20 * 30, &plan), 0);
+    /* The last frame is at 19.987 s: [0,2) [2,8) [8,14) [14,20). */
+    CHECK_INT(plan.n_segments, 4);
+    if (plan.n_segments != 4 || plan.n_chunks < 2) {
+        sn_plan_release(&plan);
+        free(t);
+        return;
+    }
+    CHECK_INT(plan.segments[0].end_us, 2 * SEC);
+    CHECK_INT(plan.segments[1].start_us, 2 * SEC);
+    CHECK_INT(plan.segments[1].end_us, 8 * SEC);
+    CHECK_INT(plan.segments[3].start_us, 14 * SEC);
+    CHECK_INT(plan.segments[3].end_us, 20 * SEC);
+    CHECK_INT(plan.chunks[0].n_segments, 1);
+    CHECK_INT(plan.chunks[0].end_us, 2 * SEC);
+    CHECK_INT(plan.chunks[1].start_us, 2 * SEC);
+    sn_plan_release(&plan);
+    free(t);
+}
+
+static void config_rejects_bad_first_segment(void)
+{
+    struct sn_chunk_config cfg;
+    char err[256];
+
+    sn_chunk_config_init(&cfg);
+    cfg.first_segment_us = 3 * SEC;     /* not a multiple of 2 s */
+    CHECK_INT(sn_chunk_config_check(&cfg, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "first segment") != NULL);
+
+    cfg.first_segment_us = 8 * SEC;     /* longer than the 6 s segments */
+    CHECK_INT(sn_chunk_config_check(&cfg, err, sizeof(err)), -EINVAL);
+
+    cfg.first_segment_us = 6 * SEC;
+    CHECK_INT(sn_chunk_config_check(&cfg, err, sizeof(err)), 0);
+}
+
 SN_TEST_MAIN(
     TEST_CASE(chunks_config_defaults_are_6_s_segments_and_2_s_keyframes),
     TEST_CASE(chunks_config_check_rejects_bad_values_with_a_reason),
@@ -570,4 +636,7 @@ SN_TEST_MAIN(
     TEST_CASE(chunks_reject_bad_config_and_no_frames),
     TEST_CASE(chunks_reject_a_time_whose_segment_end_overflows),
     TEST_CASE(chunks_refuse_more_than_a_million_segments),
-    TEST_CASE(chunks_release_accepts_a_zeroed_plan_and_runs_twice))
+    TEST_CASE(chunks_release_accepts_a_zeroed_plan_and_runs_twice),
+    TEST_CASE(grid_with_short_first_segment),
+    TEST_CASE(chunks_with_short_first_segment),
+    TEST_CASE(config_rejects_bad_first_segment))
