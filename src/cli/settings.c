@@ -35,6 +35,9 @@ static const struct setting settings[] = {
     {"workers", INT, "N", 1, 256, "parallel workers (default: one per core)"},
     {"worker-mode", TEXT, "thread|process", 0, 0,
      "run workers as threads (default) or forked processes"},
+    {"one-job-per-chunk", FLAG, NULL, 0, 0,
+     "encode all rungs of a chunk in one job (one decode per chunk, but "
+     "more memory per worker); by default the top rung has its own jobs"},
     {"rungs", TEXT, "LIST", 0, 0,
      "short sides of the rungs (default 236,360,432,540,720,1080)"},
     {"enable-2160p", FLAG, NULL, 0, 0, "add a 2160p rung when the source has it"},
@@ -180,6 +183,8 @@ static void apply_flag(struct sn_cli *cli, const struct setting *s)
 {
     if (strcmp(s->name, "enable-2160p") == 0)
         cli->process.ladder.enable_2160p = 1;
+    else if (strcmp(s->name, "one-job-per-chunk") == 0)
+        cli->process.split_rungs = 0;
     else if (strcmp(s->name, "conceal-errors") == 0)
         cli->process.encode.conceal_errors = 1;
     else if (strcmp(s->name, "overwrite") == 0)

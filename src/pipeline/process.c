@@ -26,9 +26,17 @@
 
 enum job_kind { JOB_VIDEO, JOB_AUDIO, JOB_POSTER };
 
+/*
+ * A video job encodes one chunk for a group of rungs: the top rung alone,
+ * or all the others. Two groups halve what one worker holds in memory
+ * (each x264 encoder keeps its lookahead frames) and let two workers share
+ * the first chunk, for the price of decoding every chunk twice.
+ */
 struct job {
     enum job_kind kind;
     int chunk;
+    int first_rung;
+    int n_rungs;
 };
 
 struct run {
@@ -69,6 +77,7 @@ void sn_process_options_init(struct sn_process_options *o)
     o->encode.keyframe_us = o->chunks.keyframe_us;
     o->workers = cores > 0 ? (int)cores : 1;
     o->worker_mode = SN_WORKER_THREAD;
+    o->split_rungs = 1;
 }
 
 /* ---- job results as JSON files ---------------------------------------- */
@@ -162,19 +171,22 @@ static void count_frames(void *opaque, int64_t frames)
     __atomic_add_fetch((int64_t *)opaque, frames, __ATOMIC_RELAXED);
 }
 
-static int run_video(struct run *r, int job, int chunk, char *err,
+static int run_video(struct run *r, int n, const struct job *job, char *err,
                      size_t err_size)
 {
     struct sn_video_job vj = {
         .input = r->o->input,
         .probe = &r->probe,
         .plan = &r->plan,
-        .chunk = chunk,
-        .rungs = r->rungs,
-        .n_rungs = r->n_rungs,
+        .chunk = job->chunk,
+        .rungs = r->rungs + job->first_rung,
+        .n_rungs = job->n_rungs,
         .settings = &r->o->encode,
         .out_dir = r->work,
-        .hooks = {count_frames, r->frames_done, r->o->cancel},
+        /* Frames count once per chunk: in the group with the top rung. */
+        .hooks = {job->first_rung + job->n_rungs == r->n_rungs ? count_frames
+                                                               : NULL,
+                  r->frames_done, r->o->cancel},
     };
     struct sn_video_result res;
     json_t *rungs;
@@ -190,8 +202,9 @@ static int run_video(struct run *r, int job, int chunk, char *err,
                              segments_to_json(res.rungs[i].segments,
                                               res.rungs[i].n_segments)));
     sn_video_result_release(&res);
-    return save_result(r, job, json_pack("{s:o}", "rungs", rungs), err,
-                       err_size);
+    return save_result(r, n, json_pack("{s:i,s:o}", "first_rung",
+                                       job->first_rung, "rungs", rungs),
+                       err, err_size);
 }
 
 static int run_audio(struct run *r, int job, char *err, size_t err_size)
@@ -239,7 +252,7 @@ static int run_job(void *ctx, int n, char *err, size_t err_size)
 
     switch (job->kind) {
     case JOB_VIDEO:
-        return run_video(r, n, job->chunk, err, err_size);
+        return run_video(r, n, job, err, err_size);
     case JOB_AUDIO:
         return run_audio(r, n, err, err_size);
     case JOB_POSTER:
@@ -292,11 +305,14 @@ static int collect(struct run *r, int n)
         rc = collect_segments(&r->out.audio,
                               json_object_get(result, "segments"), 1);
     } else {
+        int first = (int)json_integer_value(
+            json_object_get(result, "first_rung"));
+
         rungs = json_object_get(result, "rungs");
         json_array_foreach(rungs, i, v) {
-            struct sn_rendition *rend = &r->out.video[i];
+            struct sn_rendition *rend = &r->out.video[first + (int)i];
 
-            if ((int)i >= r->n_rungs)
+            if (first < 0 || first + (int)i >= r->n_rungs)
                 break;
             snprintf(rend->codecs, sizeof(rend->codecs), "%s",
                      json_string_value(json_object_get(v, "codecs")));
@@ -374,20 +390,28 @@ static int plan_jobs(struct run *r, char *err, size_t err_size)
         return SN_ERR_INPUT;
     }
 
-    r->jobs = calloc((size_t)r->plan.n_chunks + 2, sizeof(*r->jobs));
+    r->jobs = calloc((size_t)r->plan.n_chunks * 2 + 2, sizeof(*r->jobs));
     if (r->jobs == NULL)
         return -ENOMEM;
 
     /* The first chunk goes first so the start is playable soonest; audio
      * next, because every player needs its first segment too. */
+    for (int c = 0; p->video_index >= 0 && c < r->plan.n_chunks; c++) {
+        int top = r->n_rungs - 1;
+
+        if (top > 0 && r->o->split_rungs) {
+            r->jobs[k++] = (struct job){JOB_VIDEO, c, top, 1};
+            r->jobs[k++] = (struct job){JOB_VIDEO, c, 0, top};
+        } else {
+            r->jobs[k++] = (struct job){JOB_VIDEO, c, 0, r->n_rungs};
+        }
+        if (c == 0 && p->audio_index >= 0)
+            r->jobs[k++] = (struct job){JOB_AUDIO, 0, 0, 0};
+    }
+    if (p->video_index < 0 && p->audio_index >= 0)
+        r->jobs[k++] = (struct job){JOB_AUDIO, 0, 0, 0};
     if (p->video_index >= 0)
-        r->jobs[k++] = (struct job){JOB_VIDEO, 0};
-    if (p->audio_index >= 0)
-        r->jobs[k++] = (struct job){JOB_AUDIO, 0};
-    for (int c = 1; p->video_index >= 0 && c < r->plan.n_chunks; c++)
-        r->jobs[k++] = (struct job){JOB_VIDEO, c};
-    if (p->video_index >= 0)
-        r->jobs[k++] = (struct job){JOB_POSTER, 0};
+        r->jobs[k++] = (struct job){JOB_POSTER, 0, 0, 0};
     r->n_jobs = k;
     return 0;
 }

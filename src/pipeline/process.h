@@ -43,6 +43,7 @@ struct sn_process_options {
     int workers;
     enum sn_worker_mode worker_mode;
     int overwrite;
+    int split_rungs;          /* encode the top rung in its own jobs */
     struct sn_process_events events;
     const volatile sig_atomic_t *cancel;
 };
