@@ -166,8 +166,13 @@ int sn_seg_writer_begin(struct sn_seg_writer *w, int64_t fragment_number,
     return 0;
 }
 
-/* Writes a copy of pkt, because the muxer may change the packet's fields. */
-static int write_copy(AVFormatContext *mux, const AVPacket *pkt)
+/*
+ * Writes a copy of pkt, because the muxer may change the packet's fields.
+ * The muxer may have chosen its own time base in avformat_write_header()
+ * (MPEG-TS always uses 90 kHz), so timestamps are converted to it.
+ */
+static int write_copy(AVFormatContext *mux, const AVPacket *pkt,
+                      AVRational tb)
 {
     AVPacket *copy = av_packet_clone(pkt);
     int rc;
@@ -175,6 +180,7 @@ static int write_copy(AVFormatContext *mux, const AVPacket *pkt)
     if (copy == NULL)
         return AVERROR(ENOMEM);
     copy->stream_index = 0;
+    av_packet_rescale_ts(copy, tb, mux->streams[0]->time_base);
     rc = av_write_frame(mux, copy);
     av_packet_free(&copy);
     return rc;
@@ -208,7 +214,7 @@ int sn_seg_writer_write(struct sn_seg_writer *w, AVPacket *pkt, char *err,
         k->pts = pkt->pts;
         k->offset = avio_tell(w->mux->pb);
     }
-    rc = write_copy(w->mux, pkt);
+    rc = write_copy(w->mux, pkt, w->tb);
     if (rc < 0)
         return fail(err, err_size, "cannot write a packet", rc);
     if (key && w->n_keyframes <= SN_MAX_IFRAMES) {

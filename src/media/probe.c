@@ -1,6 +1,7 @@
 #include "media/probe.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -291,6 +292,39 @@ static int compare_int64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/*
+ * Replaces the container's average frame rate with the one the frames
+ * show (from the median interval between them) when the two differ by
+ * more than 5%: some FLV, MKV and ASF files declare 60 fps for 30 fps
+ * video, which would raise the rungs' bit rates and H.264 levels.
+ */
+static void correct_frame_rate(struct sn_probe *p, const int64_t *us,
+                               size_t n)
+{
+    int64_t *gaps;
+    size_t k = 0;
+    double measured;
+
+    if (n < 3)
+        return;
+    gaps = malloc((n - 1) * sizeof(*gaps));
+    if (gaps == NULL)
+        return;
+    for (size_t i = 1; i < n; i++) {
+        if (us[i] > us[i - 1])
+            gaps[k++] = us[i] - us[i - 1];
+    }
+    if (k > 0) {
+        qsort(gaps, k, sizeof(*gaps), compare_int64);
+        measured = 1e6 / (double)gaps[k / 2];
+        if (p->geometry.frame_rate <= 0 ||
+            fabs(measured - p->geometry.frame_rate) >
+                0.05 * p->geometry.frame_rate)
+            p->geometry.frame_rate = measured;
+    }
+    free(gaps);
+}
+
 /* Turns absolute packet times into the probe's timing facts. */
 static void finish_timing(struct sn_probe *p, struct scan *s)
 {
@@ -300,6 +334,7 @@ static void finish_timing(struct sn_probe *p, struct scan *s)
         int64_t last, frame_us;
 
         qsort(s->video_us, s->n_video, sizeof(int64_t), compare_int64);
+        correct_frame_rate(p, s->video_us, s->n_video);
         origin = s->video_us[0];
         last = s->video_us[s->n_video - 1];
         frame_us = p->geometry.frame_rate > 0

@@ -63,6 +63,7 @@ struct chunk_run {
     int64_t expected_first_us; /* the chunk's first frame, from the probe */
     int reached_start;        /* a frame at or after the start was decoded */
     int accept_late;          /* this attempt may start after that frame */
+    int clean_seen;           /* a frame without damage was decoded */
     int decimate;
     double max_rate;
     AVFrame *held;            /* last frame before the chunk, for bwdif */
@@ -595,11 +596,19 @@ static int receive_frames(struct chunk_run *r, AVFrame *frame)
         }
         if (frame->decode_error_flags ||
             (frame->flags & AV_FRAME_FLAG_CORRUPT)) {
+            /* Damage before any whole frame means the seek landed on a
+             * picture that needs references from before it. */
+            if (!r->clean_seen && !r->accept_late) {
+                av_frame_unref(frame);
+                return RETRY_SEEK;
+            }
             rc = reject_if_damaged(r, frame->best_effort_timestamp);
             if (rc < 0) {
                 av_frame_unref(frame);
                 return rc;
             }
+        } else {
+            r->clean_seen = 1;
         }
         rc = handle_decoded(r, frame);
         av_frame_unref(frame);
@@ -677,8 +686,10 @@ static int send_packet(struct chunk_run *r, AVFrame *frame)
         }
     }
     av_packet_unref(r->pkt);
+    /* A seek can land inside a packet; until a whole frame has come out,
+     * a refused packet is that partial one and is skipped. */
     if (rc == AVERROR_INVALIDDATA)
-        return reject_if_damaged(r, ts);
+        return r->clean_seen ? reject_if_damaged(r, ts) : 0;
     if (rc < 0)
         return failf(r, SN_ERR_MEDIA, "decoding failed: %s", av_err2str(rc));
     return rc;
@@ -765,6 +776,7 @@ static int run_chunk(struct chunk_run *r)
         r->n_frames = 0;
         r->prev_rel_us = INT64_MIN;
         r->reached_start = 0;
+        r->clean_seen = 0;
         /* Leading frames the decoder cannot show (no keyframe before
          * them) make the probe's first frame unreachable: accept what
          * decoding from the very start gives. */

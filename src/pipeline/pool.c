@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -146,14 +148,23 @@ static int read_full(int fd, void *buf, size_t size)
     return 0;
 }
 
-static void child_main(int jobs_fd, int done_fd,
+/* Job numbers handed out to worker processes, in shared memory. */
+struct shared_queue {
+    int next;
+    int n_jobs;
+};
+
+static void child_main(struct shared_queue *queue, int done_fd,
                        const struct sn_pool_ops *ops)
 {
     struct completion c;
     ssize_t n;
 
     signal(SIGINT, SIG_IGN);   /* the parent decides when to stop */
-    while (read_full(jobs_fd, &c.job, sizeof(c.job)) == 0) {
+    for (;;) {
+        c.job = __atomic_fetch_add(&queue->next, 1, __ATOMIC_RELAXED);
+        if (c.job >= queue->n_jobs)
+            break;
         c.err[0] = '\0';
         c.rc = ops->run(ops->ctx, c.job, c.err, sizeof(c.err));
         do {
@@ -189,30 +200,34 @@ static int run_processes(int workers, int n_jobs,
                          size_t err_size)
 {
     pid_t pids[MAX_WORKERS] = {0};
-    int jobs[2] = {-1, -1}, done[2] = {-1, -1};
+    int done[2] = {-1, -1};
+    struct shared_queue *queue;
     int handled = 0, rc = 0;
 
-    if (pipe(jobs) < 0 || pipe(done) < 0) {
-        snprintf(err, err_size, "cannot create pipes: %s", strerror(errno));
+    queue = mmap(NULL, sizeof(*queue), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (queue == MAP_FAILED) {
+        snprintf(err, err_size, "cannot share the job queue: %s",
+                 strerror(errno));
+        return SN_ERR_MEDIA;
+    }
+    queue->next = 0;
+    queue->n_jobs = n_jobs;
+    if (pipe(done) < 0) {
+        snprintf(err, err_size, "cannot create a pipe: %s", strerror(errno));
         rc = SN_ERR_MEDIA;
         goto out;
     }
-    /* All job numbers fit in the pipe buffer; workers read until EOF. */
-    for (int i = 0; i < n_jobs; i++) {
-        if (write(jobs[1], &i, sizeof(i)) != (ssize_t)sizeof(i)) {
-            snprintf(err, err_size, "too many jobs for the job pipe");
-            rc = SN_ERR_MEDIA;
-            goto out;
-        }
-    }
-    close(jobs[1]);
-    jobs[1] = -1;
 
     for (int i = 0; i < workers; i++) {
         pids[i] = fork();
         if (pids[i] == 0) {
             close(done[0]);
-            child_main(jobs[0], done[1], ops);
+            /* Workers die with the parent, so a killed run stops encoding. */
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() == 1)
+                _exit(0);
+            child_main(queue, done[1], ops);
         }
     }
     close(done[1]);
@@ -246,6 +261,8 @@ static int run_processes(int workers, int n_jobs,
     }
 
 out:
+    /* Stop handing out jobs, then stop the workers still running one. */
+    __atomic_store_n(&queue->next, n_jobs, __ATOMIC_RELAXED);
     for (int i = 0; i < workers; i++) {
         if (pids[i] > 0 && rc != 0)
             kill(pids[i], SIGTERM);
@@ -253,11 +270,10 @@ out:
             waitpid(pids[i], NULL, 0);
     }
     for (int i = 0; i < 2; i++) {
-        if (jobs[i] >= 0)
-            close(jobs[i]);
         if (done[i] >= 0)
             close(done[i]);
     }
+    munmap(queue, sizeof(*queue));
     return rc;
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@ struct run {
     struct sn_plan plan;
     struct job *jobs;
     int n_jobs;
+    char output[PATH_MAX];    /* the output folder, without trailing '/' */
     char work[PATH_MAX];      /* working folder, renamed to output at the end */
     char results[PATH_MAX];   /* work/.jobs */
     struct sn_output out;
@@ -461,7 +463,7 @@ static int prepare_output(struct run *r, char *err, size_t err_size)
  * atomic (same file system). */
 static int make_work_folder(struct run *r, char *err, size_t err_size)
 {
-    const char *out = r->o->output;
+    const char *out = r->output;
     const char *slash = strrchr(out, '/');
     int rc;
 
@@ -492,19 +494,55 @@ static int make_work_folder(struct run *r, char *err, size_t err_size)
     return 0;
 }
 
+/*
+ * Checks that an existing output may be replaced: --overwrite was given,
+ * it is a folder that holds a master playlist (an earlier Sinatra output),
+ * and the input is not inside it. Anything else could be a user's files.
+ */
+static int check_replaceable(const struct sn_process_options *o,
+                             const char *out, char *err, size_t err_size)
+{
+    char out_real[PATH_MAX], in_real[PATH_MAX], master[PATH_MAX];
+    struct stat st;
+    size_t n;
+
+    if (!o->overwrite) {
+        snprintf(err, err_size,
+                 "%s: already exists (use --overwrite to replace it)", out);
+        return SN_ERR_OUTPUT;
+    }
+    snprintf(master, sizeof(master), "%s/master.m3u8", out);
+    if (stat(out, &st) < 0 || !S_ISDIR(st.st_mode) ||
+        !sn_path_exists(master)) {
+        snprintf(err, err_size,
+                 "%s: exists and is not a Sinatra output folder (no "
+                 "master.m3u8), so --overwrite does not replace it", out);
+        return SN_ERR_OUTPUT;
+    }
+    if (realpath(out, out_real) != NULL && realpath(o->input, in_real)) {
+        n = strlen(out_real);
+        if (strncmp(in_real, out_real, n) == 0 && in_real[n] == '/') {
+            snprintf(err, err_size,
+                     "%s: the input %s is inside the output folder", out,
+                     o->input);
+            return SN_ERR_OUTPUT;
+        }
+    }
+    return 0;
+}
+
 static int move_into_place(struct run *r, char *err, size_t err_size)
 {
-    const char *out = r->o->output;
+    const char *out = r->output;
     char old[PATH_MAX];
 
     sn_remove_tree(r->results);
     if (sn_path_exists(out)) {
-        if (!r->o->overwrite) {
-            snprintf(err, err_size,
-                     "%s: already exists (use --overwrite to replace it)",
-                     out);
-            return SN_ERR_OUTPUT;
-        }
+        /* Checked again: something may have appeared while encoding. */
+        int rc = check_replaceable(r->o, out, err, err_size);
+
+        if (rc < 0)
+            return rc;
         snprintf(old, sizeof(old), "%s.old-%ld", r->work, (long)getpid());
         if (rename(out, old) < 0) {
             snprintf(err, err_size, "cannot move %s aside: %s", out,
@@ -533,9 +571,11 @@ static void release_run(struct run *r)
         munmap(r->frames_done, sizeof(int64_t));
 }
 
-static int check_options(const struct sn_process_options *o, char *err,
-                         size_t err_size)
+static int check_options(struct run *r, char *err, size_t err_size)
 {
+    const struct sn_process_options *o = r->o;
+    size_t len;
+
     if (sn_chunk_config_check(&o->chunks, err, err_size) < 0)
         return SN_ERR_INPUT;
     if (o->output == NULL || o->output[0] == '\0') {
@@ -545,16 +585,25 @@ static int check_options(const struct sn_process_options *o, char *err,
     /* Room for the working folder's prefix and the longest file name. */
     if (strlen(o->output) > MAX_OUTPUT_PATH ||
         strlen(o->input) > MAX_OUTPUT_PATH) {
-        snprintf(err, err_size, "path longer than %d bytes",
+        snprintf(err, err_size, "%s path longer than %d bytes",
+                 strlen(o->input) > MAX_OUTPUT_PATH ? "input" : "output",
                  MAX_OUTPUT_PATH);
         return SN_ERR_OUTPUT;
     }
-    if (!o->overwrite && sn_path_exists(o->output)) {
-        snprintf(err, err_size,
-                 "%s: already exists (use --overwrite to replace it)",
+
+    /* "out/" names the folder "out": the working folder goes next to it. */
+    snprintf(r->output, sizeof(r->output), "%s", o->output);
+    len = strlen(r->output);
+    while (len > 1 && r->output[len - 1] == '/')
+        r->output[--len] = '\0';
+    if (strcmp(r->output, ".") == 0 || strcmp(r->output, "..") == 0 ||
+        strcmp(r->output, "/") == 0) {
+        snprintf(err, err_size, "%s: not usable as an output folder",
                  o->output);
         return SN_ERR_OUTPUT;
     }
+    if (sn_path_exists(r->output))
+        return check_replaceable(o, r->output, err, err_size);
     return 0;
 }
 
@@ -599,7 +648,7 @@ int sn_process_run(const struct sn_process_options *o, char *err,
     int rc;
 
     sn_probe_release(&r.probe);
-    rc = check_options(o, err, err_size);
+    rc = check_options(&r, err, err_size);
     if (rc < 0)
         return rc;
 
