@@ -41,7 +41,8 @@ static const struct setting settings[] = {
     {"rungs", TEXT, "LIST", 0, 0,
      "short sides of the rungs (default 236,360,432,540,720,1080)"},
     {"enable-2160p", FLAG, NULL, 0, 0, "add a 2160p rung when the source has it"},
-    {"preset", TEXT, "NAME", 0, 0, "x264 preset (default veryfast)"},
+    {"preset", TEXT, "NAME", 0, 0,
+     "x264 preset, ultrafast to placebo (default veryfast)"},
     {"crf", INT, "N", 0, 51, "x264 constant rate factor (default 21)"},
     {"max-width", INT, "PIXELS", 16, 16384,
      "reject inputs wider than this (default 8192)"},
@@ -110,12 +111,31 @@ static int parse_number(const struct setting *s, const char *text,
     return 0;
 }
 
+/* x264's presets, fastest first (x264 --fullhelp). */
+static int is_x264_preset(const char *name)
+{
+    static const char *const presets[] = {
+        "ultrafast", "superfast", "veryfast", "faster", "fast",
+        "medium", "slow", "slower", "veryslow", "placebo",
+    };
+
+    for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
+        if (strcmp(name, presets[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int apply_text(struct sn_cli *cli, const struct setting *s,
                       const char *v, char *err, size_t err_size)
 {
     struct sn_process_options *o = &cli->process;
 
     if (strcmp(s->name, "output") == 0) {
+        if (v[0] == '\0') {
+            snprintf(err, err_size, "--output: empty folder name");
+            return -EINVAL;
+        }
         o->output = v;
     } else if (strcmp(s->name, "segment-format") == 0) {
         if (strcmp(v, "fmp4") == 0)
@@ -134,7 +154,7 @@ static int apply_text(struct sn_cli *cli, const struct setting *s,
     } else if (strcmp(s->name, "rungs") == 0) {
         return sn_ladder_parse_short_sides(v, &o->ladder, err, err_size);
     } else if (strcmp(s->name, "preset") == 0) {
-        if (strlen(v) >= sizeof(o->encode.preset))
+        if (!is_x264_preset(v))
             goto bad_choice;
         snprintf(o->encode.preset, sizeof(o->encode.preset), "%s", v);
     }
@@ -243,6 +263,8 @@ int sn_cli_parse(struct sn_cli *cli, int argc, char **argv, char *err,
 
         if (strcmp(arg, "-o") == 0)
             arg = "--output";
+        if (strcmp(arg, "-h") == 0)
+            arg = "--help";
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
             if (o->input != NULL) {
                 snprintf(err, err_size, "unexpected argument \"%s\"", arg);

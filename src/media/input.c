@@ -91,7 +91,9 @@ static int open_file(const char *path, AVIOContext **out, char *err,
     struct stat st;
     int fd;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK so that opening a FIFO cannot block; it is rejected
+     * below like every other file that is not a regular one. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
         return SN_ERR_INPUT;
@@ -101,6 +103,7 @@ static int open_file(const char *path, AVIOContext **out, char *err,
         close(fd);
         return SN_ERR_INPUT;
     }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 
     f = av_mallocz(sizeof(*f));
     buffer = av_malloc(IO_BUFFER_SIZE);

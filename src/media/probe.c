@@ -158,17 +158,24 @@ static int pick_video(AVFormatContext *fmt)
                : best;
 }
 
+/* The first decodable audio stream marked default, else the first
+ * decodable one: the container's order is what players follow. */
 static int pick_audio(AVFormatContext *fmt)
 {
-    int index = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
+    int first = -1;
 
-    if (index < 0)
-        return -1;
-    if (avcodec_find_decoder(fmt->streams[index]->codecpar->codec_id) == NULL)
-        return -1;
-    if (fmt->streams[index]->codecpar->sample_rate <= 0)
-        return -1;
-    return index;
+    for (unsigned i = 0; i < fmt->nb_streams; i++) {
+        AVCodecParameters *par = fmt->streams[i]->codecpar;
+
+        if (par->codec_type != AVMEDIA_TYPE_AUDIO || par->sample_rate <= 0 ||
+            avcodec_find_decoder(par->codec_id) == NULL)
+            continue;
+        if (fmt->streams[i]->disposition & AV_DISPOSITION_DEFAULT)
+            return (int)i;
+        if (first < 0)
+            first = (int)i;
+    }
+    return first;
 }
 
 static void read_video_facts(AVFormatContext *fmt, struct sn_probe *p)
