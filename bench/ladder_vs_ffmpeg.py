@@ -30,8 +30,19 @@ and once per tool (on the first run's output), for every rung:
   * the actual bit rate (init + segment bytes over the playlist duration),
     because a PSNR difference only means something at equal bit rate.
 
+Sinatra's rungs do not land on ffmpeg's bit rates (each chunk restarts
+x264's VBV buffer), so after the timed runs ffmpeg runs once more with every
+rung's maxrate/bufsize scaled by sinatra's/ffmpeg's measured bit rate (the
+"rate-matched anchor", --no-matched skips it); ffmpeg's PSNR at sinatra's
+exact bit rate is interpolated between the two ffmpeg points and the
+quality target is judged against that. --x264-params adds x264 options to
+the ffmpeg side (e.g. mbtree=0, which sinatra uses).
+
 It prints raw figures, medians and sinatra/ffmpeg ratios, checks the
-targets, and writes everything to WORK/results-*.json.
+targets, and writes everything to WORK/results-*.json. The machine's CPU
+use by other processes during each run ("others' CPU %") is printed too:
+on a shared machine wall-time ratios mean little without it; CPU seconds,
+bit rates and PSNR barely move with load.
 
 --profile adds a profile of sinatra: `perf record -g` when
 `perf stat -e instructions true` counts instructions, else
@@ -78,6 +89,8 @@ PROFILE_SECONDS = 10
 POLL_S = 0.020
 MEM_POLL_S = 0.050
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+MATCHED = "ffmpeg-ratematched"
 
 # Targets.
 FIRST_SEGMENT_TARGET_S = 5.0
@@ -163,7 +176,9 @@ def describe_input(path):
 # The two commands
 
 
-def ffmpeg_ladder_command(inp, out):
+def ffmpeg_ladder_command(inp, out, rate_scale=None, x264_params=None):
+    """The ffmpeg ladder. rate_scale, one factor per rung, multiplies the
+    maxrate/bufsize (for the rate-matched anchor only)."""
     n = len(RUNGS)
     graph = [f"[0:v:0]split={n}" + "".join(f"[i{i}]" for i in range(n))]
     for i, (_, w, h, _) in enumerate(RUNGS):
@@ -179,9 +194,13 @@ def ffmpeg_ladder_command(inp, out):
         cmd += ["-map", f"[o{i}]"]
     cmd += ["-map", "0:a:0",
             "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF),
-            "-sc_threshold", "0",
-            "-force_key_frames", f"expr:gte(t,n_forced*{KEYFRAME_S})"]
+            "-sc_threshold", "0"]
+    if x264_params:
+        cmd += ["-x264-params", x264_params]
+    cmd += ["-force_key_frames", f"expr:gte(t,n_forced*{KEYFRAME_S})"]
     for i, (_, _, _, rate) in enumerate(RUNGS):
+        if rate_scale:
+            rate = int(round(rate * rate_scale[i]))
         cmd += [f"-maxrate:v:{i}", f"{rate}k", f"-bufsize:v:{i}", f"{2 * rate}k"]
     cmd += ["-c:a", "aac", "-b:a", f"{AUDIO_KBPS}k", "-ac", "2", "-ar", "48000",
             "-f", "hls", "-hls_time", str(SEGMENT_S),
@@ -415,6 +434,7 @@ def run_observed(label, cmd, out, log_dir, partial=False, want_json=False):
     res = {
         "label": label, "command": q(cmd), "rc": proc.returncode,
         "wall_s": wall, "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
         "cpu_pct": 100.0 * (ru.ru_utime + ru.ru_stime) / wall,
         "peak_tree_rss_mb": watcher.peak_rss / 2**20,
         "peak_tree_procs": watcher.peak_procs,
@@ -502,7 +522,14 @@ def rung_bitrate(playlist):
     size = sum(os.path.getsize(os.path.join(base, f)) for f in dict.fromkeys(files)
                if os.path.exists(os.path.join(base, f)))
     segs = playlist_segments(text)
+    durs = [float(l[8:].split(",")[0]) for l in text.splitlines()
+            if l.startswith("#EXTINF:")]
+    seg_kbps = [os.path.getsize(os.path.join(base, f)) * 8 / d / 1000
+                for f, d in zip(segs, durs)
+                if d > 0 and os.path.exists(os.path.join(base, f))]
     return {"duration_s": dur, "bytes": size, "segments": len(segs),
+            "segment_kbps": [round(x) for x in seg_kbps],
+            "peak_segment_kbps": max(seg_kbps) if seg_kbps else None,
             "kbps": size * 8 / dur / 1000 if dur else None,
             "endlist": "#EXT-X-ENDLIST" in text}
 
@@ -595,6 +622,20 @@ def quality(out_dir, source, work, label, scaler):
     return {"rungs": rungs, "command": q(cmd), "ffmpeg_summary": r_summ}
 
 
+def psnr_at_rate(p1, p2, kbps):
+    """ffmpeg's PSNR at kbps, interpolated linearly in log(bit rate) between
+    its two ladder points p1 and p2 (dicts with kbps and psnr_y_db)."""
+    import math
+    if not p1 or not p2 or kbps is None:
+        return None
+    x1, x2 = p1.get("kbps"), p2.get("kbps")
+    y1, y2 = p1.get("psnr_y_db"), p2.get("psnr_y_db")
+    if None in (x1, x2, y1, y2) or abs(math.log(x2 / x1)) < 1e-3:
+        return None
+    t = math.log(kbps / x1) / math.log(x2 / x1)
+    return y1 + t * (y2 - y1)
+
+
 # --------------------------------------------------------------------------
 # Profile
 
@@ -623,6 +664,10 @@ def categorise(obj, fn):
     if o.startswith("libswresample"):
         return "swresample (audio resample)"
     if o.startswith("libavcodec"):
+        if re.match(r"0x[0-9a-f]+$", fl):
+            # Debian's libavcodec is stripped: static functions (most of
+            # the H.264 decoder's and the x86 SIMD) have no name.
+            return "libavcodec, unnamed (stripped; mostly H.264 decode)"
         if re.search(r"aac|psy|quantize|search_for|codebook|mdct|fft|tns|"
                      r"lpc|sbr|ps_|iir|float_dsp|kbd", fl):
             return "libavcodec AAC (decode + encode)"
@@ -700,9 +745,33 @@ def parse_callgrind(path):
     return cost, events
 
 
+def summarise_cost(res, cost, events):
+    total = sum(cost.values()) or 1
+    cats = collections.Counter()
+    for (ob, fn), c in cost.items():
+        cats[categorise(ob, fn)] += c
+    res["events"] = events
+    res["total"] = total
+    small = sum(v for v in cats.values() if 100.0 * v / total < 0.1)
+    res["categories"] = [(k, 100.0 * v / total) for k, v in cats.most_common()
+                         if 100.0 * v / total >= 0.1]
+    if small:
+        res["categories"].append(("everything under 0.1 % each",
+                                  100.0 * small / total))
+    res["top_functions"] = [(os.path.basename(ob or "?"), fn, 100.0 * c / total)
+                            for (ob, fn), c in cost.most_common(25)]
+    return res
+
+
 def profile(args, inp10, log_dir):
     ok, why = perf_counts_instructions()
     res = {"perf_check": why, "perf_counts_instructions": ok}
+    if args.callgrind_file:
+        # Summarise an existing callgrind output instead of running again.
+        cost, events = parse_callgrind(args.callgrind_file)
+        res.update({"tool": "callgrind", "callgrind_file": args.callgrind_file,
+                    "command": "(existing file)"})
+        return summarise_cost(res, cost, events)
     out = os.path.join(args.work, "out", "profile")
     shutil.rmtree(out, ignore_errors=True)
     if ok:
@@ -743,16 +812,7 @@ def profile(args, inp10, log_dir):
             return res
         cost, events = parse_callgrind(cg)
         res["callgrind_file"] = cg
-    total = sum(cost.values()) or 1
-    cats = collections.Counter()
-    for (ob, fn), c in cost.items():
-        cats[categorise(ob, fn)] += c
-    res["events"] = events
-    res["total"] = total
-    res["categories"] = [(k, 100.0 * v / total) for k, v in cats.most_common()]
-    res["top_functions"] = [(os.path.basename(ob or "?"), fn, 100.0 * c / total)
-                            for (ob, fn), c in cost.most_common(25)]
-    return res
+    return summarise_cost(res, cost, events)
 
 
 # --------------------------------------------------------------------------
@@ -777,7 +837,8 @@ def ratio(a, b):
     return a / b if a is not None and b not in (None, 0) else None
 
 
-METRICS = [("wall_s", "wall s", ".1f"), ("cpu_pct", "CPU %", ".0f"),
+METRICS = [("wall_s", "wall s", ".1f"), ("cpu_s", "CPU s", ".1f"),
+           ("cpu_pct", "CPU %", ".0f"),
            ("others_cpu_pct", "others' CPU %", ".0f"),
            ("peak_tree_rss_mb", "peak tree RSS MiB", ".0f"),
            ("ru_maxrss_mb", "ru_maxrss MiB", ".0f"),
@@ -830,9 +891,10 @@ def report(results, qual, variants, inp_desc, prof, args):
             p(f"{'  ratio /ffmpeg':<16} " + " ".join(rr))
     p("")
     p("== quality and bit rate per rung (first run's output) ==")
-    p(f"{'tool':<16} {'rung':>9} {'kbit/s':>8} {'PSNR-Y dB':>10} {'SSIM':>8} "
-      f"{'frames':>6} {'segs':>4} {'pix_fmt':>9} {'range':>5}  keyframe gaps")
-    for v in variants:
+    p(f"{'tool':<16} {'rung':>9} {'kbit/s':>8} {'peak seg':>8} {'PSNR-Y dB':>10} "
+      f"{'SSIM':>8} {'frames':>6} {'segs':>4} {'pix_fmt':>9} {'range':>5}  "
+      f"keyframe gaps")
+    for v in variants + [v for v in qual if v not in variants]:
         qv = qual.get(v)
         if not qv:
             continue
@@ -841,6 +903,7 @@ def report(results, qual, variants, inp_desc, prof, args):
         for r in qv.get("rungs", []):
             kf = r.get("keyframe_intervals_first_20s", [])
             p(f"{v:<16} {r['width']:>4}x{r['height']:<4} {fmt(r.get('kbps'), '.0f'):>8} "
+              f"{fmt(r.get('peak_segment_kbps'), '.0f'):>8} "
               f"{fmt(r.get('psnr_y_db'), '.2f'):>10} {fmt(r.get('ssim_all'), '.4f'):>8} "
               f"{r.get('frames_compared', '-'):>6} {r.get('segments', '-'):>4} "
               f"{r['pix_fmt']:>9} {r['color_range']:>5}  {sorted(set(kf))}")
@@ -848,6 +911,7 @@ def report(results, qual, variants, inp_desc, prof, args):
     # Targets.
     p("== targets (sinatra vs ffmpeg) ==")
     fq = {r["height"]: r for r in qual.get("ffmpeg", {}).get("rungs", [])}
+    mq = {r["height"]: r for r in qual.get(MATCHED, {}).get("rungs", [])}
     for v in variants:
         if v == "ffmpeg":
             continue
@@ -878,11 +942,22 @@ def report(results, qual, variants, inp_desc, prof, args):
                 continue
             d = a["psnr_y_db"] - b["psnr_y_db"]
             br = ratio(a.get("kbps"), b.get("kbps"))
-            eq = br is not None and abs(br - 1) <= 0.05
-            verdict = ("MET" if d >= -PSNR_TOLERANCE_DB else "NOT MET")
-            p(f"{v}: {h}p PSNR within {PSNR_TOLERANCE_DB} dB of ffmpeg: {verdict}"
-              f" (delta {d:+.2f} dB, bit rate ratio {fmt(br, '.3f')}"
-              f"{'' if eq else ', NOT equal bit rate: compare with care'})")
+            eq = br is not None and abs(br - 1) <= 0.01
+            at = psnr_at_rate(b, mq.get(h), a.get("kbps"))
+            if at is not None:
+                dm = a["psnr_y_db"] - at
+                verdict = "MET" if dm >= -PSNR_TOLERANCE_DB else "NOT MET"
+                p(f"{v}: {h}p PSNR within {PSNR_TOLERANCE_DB} dB of ffmpeg at equal "
+                  f"bit rate: {verdict} (sinatra {a['psnr_y_db']:.2f} dB at "
+                  f"{a['kbps']:.0f} kbit/s; ffmpeg interpolated to that rate "
+                  f"{at:.2f} dB -> delta {dm:+.2f} dB; at ffmpeg's own maxrate "
+                  f"delta {d:+.2f} dB, bit rate ratio {fmt(br, '.3f')})")
+            else:
+                verdict = ("MET" if d >= -PSNR_TOLERANCE_DB and eq else
+                           "NOT MET" if d < -PSNR_TOLERANCE_DB else "UNDECIDED")
+                p(f"{v}: {h}p PSNR within {PSNR_TOLERANCE_DB} dB of ffmpeg: {verdict}"
+                  f" (delta {d:+.2f} dB, bit rate ratio {fmt(br, '.3f')}"
+                  f"{'' if eq else ', NOT equal bit rate and no rate-matched anchor'})")
     if prof:
         p("")
         p(f"== profile ({prof.get('tool')}) ==")
@@ -900,6 +975,17 @@ def report(results, qual, variants, inp_desc, prof, args):
 
 
 # --------------------------------------------------------------------------
+
+
+def binary_info(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"path": path, "sha256": h.hexdigest(),
+            "mtime": time.strftime("%Y-%m-%d %H:%M:%S",
+                                   time.localtime(os.path.getmtime(path)))}
 
 
 def main():
@@ -923,8 +1009,17 @@ def main():
     ap.add_argument("--scaler", default="bicubic",
                     help="swscale flags for the reference (default bicubic, "
                          "ffmpeg's scale filter default)")
+    ap.add_argument("--x264-params", default=None,
+                    help="extra -x264-params for the ffmpeg side, e.g. mbtree=0 "
+                         "(sinatra turns MB-tree off; the default ffmpeg "
+                         "command leaves x264's default, on)")
+    ap.add_argument("--no-matched", action="store_true",
+                    help="skip the rate-matched ffmpeg anchor run")
     ap.add_argument("--profile", action="store_true",
                     help="also profile sinatra (perf or callgrind)")
+    ap.add_argument("--callgrind-file", default=None,
+                    help="with --profile: summarise this callgrind output "
+                         "instead of running valgrind")
     ap.add_argument("--no-bench", action="store_true",
                     help="skip the timed runs (e.g. with --profile)")
     args = ap.parse_args()
@@ -953,10 +1048,12 @@ def main():
             " && cmake --build /tmp/bench-build --target sinatra -j2")
     if have_sinatra:
         variants += [f"sinatra-{m}" for m in args.modes.split(",") if m]
+        log(f"sinatra: {binary_info(args.sinatra)}")
 
     def command_for(v, out):
         if v == "ffmpeg":
-            return ffmpeg_ladder_command(args.input, out)
+            return ffmpeg_ladder_command(args.input, out,
+                                         x264_params=args.x264_params)
         return sinatra_command(args.sinatra, args.input, out,
                                v.split("-", 1)[1])
 
@@ -988,6 +1085,31 @@ def main():
                     ValueError) as e:
                 qual[v] = {"error": f"{type(e).__name__}: {e}"}
 
+    # Rate-matched anchor: sinatra's rungs do not land on ffmpeg's bit rates,
+    # so ffmpeg is run once more with every rung's maxrate/bufsize scaled by
+    # sinatra's/ffmpeg's measured bit rate, and its PSNR is interpolated (in
+    # log bit rate) between the two ffmpeg points to sinatra's exact rate.
+    matched_run = None
+    sv = next((v for v in variants if v != "ffmpeg" and v in qual
+               and qual[v].get("rungs")), None)
+    if (not args.no_matched and sv and qual.get("ffmpeg", {}).get("rungs")):
+        fk = {r["height"]: r["kbps"] for r in qual["ffmpeg"]["rungs"]}
+        sk = {r["height"]: r["kbps"] for r in qual[sv]["rungs"]}
+        scale = [(sk.get(h) / fk[h]) if fk.get(h) and sk.get(h) else 1.0
+                 for _, _, h, _ in RUNGS]
+        if any(abs(x - 1) > 0.01 for x in scale):
+            out = os.path.join(args.work, "out", MATCHED)
+            r = run_observed(MATCHED, ffmpeg_ladder_command(
+                args.input, out, scale, args.x264_params), out, log_dir)
+            r["run"] = 0
+            r["label"] = MATCHED
+            r["rate_scale"] = scale
+            matched_run = r
+            if r["rc"] == 0:
+                qual[MATCHED] = quality(out, args.input, log_dir, MATCHED,
+                                        args.scaler)
+                qual[MATCHED]["rate_scale"] = scale
+
     prof = None
     if args.profile:
         if not have_sinatra:
@@ -1002,9 +1124,11 @@ def main():
     with open(out_json, "w") as f:
         json.dump({"input": inp_desc,
                    "input_command": q(input_command(args.source, args.input)),
+                   "sinatra": binary_info(args.sinatra) if have_sinatra else None,
                    "machine": {"nproc": os.cpu_count(),
                                "uname": " ".join(os.uname())},
                    "runs": results, "quality": qual, "profile": prof,
+                   "matched_run": matched_run,
                    "report": text}, f, indent=1, default=str)
     log(f"results: {out_json}\nlogs: {log_dir}")
     failed = [r for r in results if r["rc"] != 0]
