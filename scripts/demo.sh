@@ -65,6 +65,6 @@ Play it with ffplay:
   ffplay $output/master.m3u8
 
 or serve the folder over HTTP and open
-http://127.0.0.1:8000/master.m3u8 in any HLS player:
+http://127.0.0.1:8000/master.m3u8 in an HLS player (Safari plays it natively; Chrome and Firefox need hls.js):
   cd $output && python3 -m http.server -b 127.0.0.1 8000
 EOF
