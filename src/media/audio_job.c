@@ -101,21 +101,11 @@ static int open_encoder(struct audio_run *r)
 
 static int open_decoder(struct audio_run *r)
 {
-    const AVCodec *codec = avcodec_find_decoder(r->st->codecpar->codec_id);
-    int rc;
+    int rc = sn_decoder_open(r->st, &r->dec);
 
-    if (codec == NULL)
+    if (rc == AVERROR_DECODER_NOT_FOUND)
         return failf(r, SN_ERR_INPUT, "no decoder for %s",
                      avcodec_get_name(r->st->codecpar->codec_id));
-    r->dec = avcodec_alloc_context3(codec);
-    if (r->dec == NULL)
-        return failf(r, -ENOMEM, "out of memory");
-    rc = avcodec_parameters_to_context(r->dec, r->st->codecpar);
-    if (rc >= 0) {
-        r->dec->thread_count = 1;
-        r->dec->pkt_timebase = r->st->time_base;
-        rc = avcodec_open2(r->dec, codec, NULL);
-    }
     if (rc < 0)
         return failf(r, SN_ERR_MEDIA, "cannot open the decoder: %s",
                      av_err2str(rc));

@@ -94,7 +94,7 @@ static int open_muxer(struct sn_seg_writer *w, AVFormatContext **out)
         /*
          * Each segment is its own transport stream, so continuity counters
          * restart at 0; the discontinuity indicator on each PID's first
-         * packet (ISO/IEC 13818-1, 2.4.3.5) says the jump is intended.
+         * packet (ISO/IEC 13818-1, 2.4.3.5) marks the jump as intended.
          */
         av_dict_set(&options, "mpegts_flags", "initial_discontinuity", 0);
     }
@@ -299,7 +299,7 @@ static int64_t first_sample_size(const uint8_t *traf, size_t size)
 /*
  * Finds each fragment's I-frame byte range: from the start of its moof to
  * the end of its first sample, which is the key frame (RFC 8216 section
- * 4.3.2.6 asks the range to hold the I-frame and what is needed to decode
+ * 4.3.2.6 requires the range to contain the I-frame and what is needed to decode
  * it).
  */
 static void locate_fmp4_iframes(struct sn_seg_writer *w,

@@ -185,6 +185,33 @@ void sn_input_close(AVFormatContext **ctx)
     close_file(&pb);
 }
 
+int sn_decoder_open(const AVStream *st, AVCodecContext **out)
+{
+    const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
+    AVCodecContext *dec;
+    int rc;
+
+    *out = NULL;
+    if (codec == NULL)
+        return AVERROR_DECODER_NOT_FOUND;
+    dec = avcodec_alloc_context3(codec);
+    if (dec == NULL)
+        return AVERROR(ENOMEM);
+
+    rc = avcodec_parameters_to_context(dec, st->codecpar);
+    if (rc >= 0) {
+        dec->thread_count = 1;
+        dec->pkt_timebase = st->time_base;
+        rc = avcodec_open2(dec, codec, NULL);
+    }
+    if (rc < 0) {
+        avcodec_free_context(&dec);
+        return rc;
+    }
+    *out = dec;
+    return 0;
+}
+
 int64_t sn_input_size(AVFormatContext *ctx)
 {
     struct input_file *f = ctx->pb ? ctx->pb->opaque : NULL;

@@ -11,6 +11,7 @@
 #ifndef SN_MEDIA_INPUT_H
 #define SN_MEDIA_INPUT_H
 
+#include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 
 /* Comma-separated demuxer names accepted by default. */
@@ -27,6 +28,15 @@ int sn_input_open(const char *path, AVFormatContext **out, char *err,
 
 /* Closes a context from sn_input_open(); accepts NULL. */
 void sn_input_close(AVFormatContext **ctx);
+
+/*
+ * Opens a single-threaded decoder for st (one thread, because the worker
+ * pool provides the parallelism). Returns 0 and sets *out, which the
+ * caller frees with avcodec_free_context(), or a negative AVERROR:
+ * AVERROR_DECODER_NOT_FOUND when FFmpeg has no decoder for the codec.
+ * *out is NULL after a failure.
+ */
+int sn_decoder_open(const AVStream *st, AVCodecContext **out);
 
 /* Returns the size of the file behind an opened input in bytes. */
 int64_t sn_input_size(AVFormatContext *ctx);

@@ -50,7 +50,7 @@ struct sn_job_hooks {
     /* Called after every source frame a job finishes, from its thread. */
     void (*frames_done)(void *opaque, int64_t frames);
     void *opaque;
-    /* Non-zero asks the job to stop; it then returns SN_ERR_INTERRUPTED. */
+    /* Non-zero requests the job to stop; it then returns SN_ERR_INTERRUPTED. */
     const volatile sig_atomic_t *cancel;
 };
 

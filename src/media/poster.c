@@ -24,24 +24,6 @@ struct poster_run {
     AVPacket *pkt;
 };
 
-static int open_decoder(struct poster_run *r)
-{
-    const AVCodec *codec = avcodec_find_decoder(r->st->codecpar->codec_id);
-    int rc;
-
-    if (codec == NULL)
-        return AVERROR_DECODER_NOT_FOUND;
-    r->dec = avcodec_alloc_context3(codec);
-    if (r->dec == NULL)
-        return AVERROR(ENOMEM);
-    rc = avcodec_parameters_to_context(r->dec, r->st->codecpar);
-    if (rc < 0)
-        return rc;
-    r->dec->thread_count = 1;
-    r->dec->pkt_timebase = r->st->time_base;
-    return avcodec_open2(r->dec, codec, NULL);
-}
-
 static int open_encoder(struct poster_run *r, const struct sn_rung *rung)
 {
     const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
@@ -140,7 +122,8 @@ int sn_poster_run(const char *input, const struct sn_probe *probe,
     r.frame = av_frame_alloc();
     r.last = av_frame_alloc();
     r.pkt = av_packet_alloc();
-    rc = r.frame && r.last && r.pkt ? open_decoder(&r) : AVERROR(ENOMEM);
+    rc = r.frame && r.last && r.pkt ? sn_decoder_open(r.st, &r.dec)
+                                    : AVERROR(ENOMEM);
     if (rc >= 0)
         rc = open_encoder(&r, rung);
     if (rc >= 0)

@@ -83,27 +83,10 @@ void sn_probe_release(struct sn_probe *probe)
 }
 
 struct decoder {
-    int index;
     AVCodecContext *ctx;
     int packets;
     int decoded;              /* 1 once a frame came out */
 };
-
-static int open_decoder(AVStream *st, struct decoder *dec)
-{
-    const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
-
-    dec->index = st->index;
-    if (codec == NULL)
-        return AVERROR_DECODER_NOT_FOUND;
-    dec->ctx = avcodec_alloc_context3(codec);
-    if (dec->ctx == NULL)
-        return AVERROR(ENOMEM);
-    if (avcodec_parameters_to_context(dec->ctx, st->codecpar) < 0)
-        return AVERROR(EINVAL);
-    dec->ctx->thread_count = 1;
-    return avcodec_open2(dec->ctx, codec, NULL);
-}
 
 /* Feeds a packet to a test decoder until one frame comes out. */
 static void test_decode(struct decoder *dec, const AVPacket *pkt,
@@ -378,7 +361,7 @@ static int scan_packets(const char *path, AVFormatContext *fmt,
                         const struct sn_limits *limits, struct sn_probe *p,
                         char *err, size_t err_size)
 {
-    struct decoder vdec = {.index = -1}, adec = {.index = -1};
+    struct decoder vdec = {0}, adec = {0};
     struct scan s = {.audio_first_us = AV_NOPTS_VALUE,
                      .audio_end_us = AV_NOPTS_VALUE};
     AVPacket *pkt = av_packet_alloc();
@@ -390,9 +373,9 @@ static int scan_packets(const char *path, AVFormatContext *fmt,
         goto out;
     }
     if (p->video_index >= 0)
-        open_decoder(fmt->streams[p->video_index], &vdec);
+        sn_decoder_open(fmt->streams[p->video_index], &vdec.ctx);
     if (p->audio_index >= 0)
-        open_decoder(fmt->streams[p->audio_index], &adec);
+        sn_decoder_open(fmt->streams[p->audio_index], &adec.ctx);
 
     for (unsigned i = 0; i < fmt->nb_streams; i++) {
         if ((int)i != p->video_index && (int)i != p->audio_index)

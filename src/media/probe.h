@@ -22,7 +22,7 @@ struct sn_limits {
 
 void sn_limits_init(struct sn_limits *limits);
 
-/* Pixel transform the display matrix asks for, applied before scaling. */
+/* Pixel transform the display matrix requests, applied before scaling. */
 enum sn_transform {
     SN_TRANSFORM_NONE,
     SN_TRANSFORM_HFLIP,

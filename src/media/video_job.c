@@ -26,7 +26,7 @@ static const int64_t seek_margins_us[] = {0, 1000000, 5000000, 30000000, -1};
 #define CHUNK_COMPLETE 1
 #define RETRY_SEEK 2
 
-/* What the decode side decided about one frame pushed into the filters. */
+/* The decode side's decision about one frame pushed into the filters. */
 struct frame_info {
     int64_t out_pts;          /* 90 kHz output time */
     int kept;                 /* inside the chunk and not decimated */
@@ -735,21 +735,11 @@ static int decode_chunk(struct chunk_run *r, AVFrame *frame)
 
 static int open_decoder(struct chunk_run *r)
 {
-    const AVCodec *codec = avcodec_find_decoder(r->st->codecpar->codec_id);
-    int rc;
+    int rc = sn_decoder_open(r->st, &r->dec);
 
-    if (codec == NULL)
+    if (rc == AVERROR_DECODER_NOT_FOUND)
         return failf(r, SN_ERR_INPUT, "no decoder for %s",
                      avcodec_get_name(r->st->codecpar->codec_id));
-    r->dec = avcodec_alloc_context3(codec);
-    if (r->dec == NULL)
-        return failf(r, -ENOMEM, "out of memory");
-    rc = avcodec_parameters_to_context(r->dec, r->st->codecpar);
-    if (rc >= 0) {
-        r->dec->thread_count = 1;
-        r->dec->pkt_timebase = r->st->time_base;
-        rc = avcodec_open2(r->dec, codec, NULL);
-    }
     if (rc < 0)
         return failf(r, SN_ERR_MEDIA, "cannot open the decoder: %s",
                      av_err2str(rc));

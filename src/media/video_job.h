@@ -19,7 +19,7 @@ struct sn_video_job {
     const struct sn_rung *rungs;
     int n_rungs;
     const struct sn_encode_settings *settings;
-    const char *out_dir;      /* holds one folder per rung, named rung.name */
+    const char *out_dir;      /* contains one folder per rung, named rung.name */
     struct sn_job_hooks hooks;
 };
 

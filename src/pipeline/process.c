@@ -22,14 +22,14 @@
 /* Largest job result file read back; a chunk of a few segments is ~10 kB. */
 #define MAX_RESULT_BYTES (64 << 20)
 
-/* Longest input or output path accepted, leaving room for derived names. */
+/* Maximum input or output path length, leaving room for derived names. */
 #define MAX_OUTPUT_PATH (PATH_MAX - 256)
 
 enum job_kind { JOB_VIDEO, JOB_AUDIO, JOB_POSTER };
 
 /*
  * A video job encodes one chunk for a group of rungs: the top rung alone,
- * or all the others. Two groups halve what one worker holds in memory
+ * or all the others. Two groups halve what one worker keeps in memory
  * (each x264 encoder keeps its lookahead frames) and let two workers share
  * the first chunk, for the price of decoding every chunk twice.
  */
@@ -496,7 +496,7 @@ static int make_work_folder(struct run *r, char *err, size_t err_size)
 
 /*
  * Checks that an existing output may be replaced: --overwrite was given,
- * it is a folder that holds a master playlist (an earlier Sinatra output),
+ * it is a folder that contains a master playlist (an earlier Sinatra output),
  * and the input is not inside it. Anything else could be a user's files.
  */
 static int check_replaceable(const struct sn_process_options *o,
