@@ -17,6 +17,10 @@ enum {
     SN_ERR_OUTPUT = -(SN_ERR_BASE + 4),      /* output could not be written */
     SN_ERR_AGAIN = -(SN_ERR_BASE + 5),       /* transient; retrying may succeed */
     SN_ERR_INTERRUPTED = -(SN_ERR_BASE + 6), /* stopped by a signal or deadline */
+    SN_ERR_NOT_FOUND = -(SN_ERR_BASE + 7),   /* no such object, message or video */
+    SN_ERR_CONFLICT = -(SN_ERR_BASE + 8),    /* a conditional update lost: stale
+                                                generation or receipt */
+    SN_ERR_BACKEND = -(SN_ERR_BASE + 9),     /* the store, queue or state failed */
 };
 
 /* Size of the error buffers passed through the engine. */

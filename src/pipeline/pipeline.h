@@ -1,0 +1,121 @@
+/*
+ * The durable pipeline, written once against the store, queue and state
+ * interfaces: the orchestrator turns an upload into a plan and jobs, the
+ * worker runs one job and publishes what it made. Neither knows which
+ * backend it runs on.
+ *
+ * Keys:
+ *   uploads  stream/NAME                      the source
+ *            jobs/ID/GEN/plan.json            probe facts, ladder, chunks
+ *            jobs/ID/GEN/NNNNN.json           one finished job's segments
+ *   hls      ID/GEN/master.m3u8, ID/GEN/720p/..., ID/GEN/poster.jpg
+ *
+ * ID is derived from the upload key (sn_video_id()), GEN is the upload
+ * generation from state, so a stale job of an older upload writes only
+ * under its own generation and can never touch the newer one's output.
+ */
+#ifndef SN_PIPELINE_PIPELINE_H
+#define SN_PIPELINE_PIPELINE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "media/job.h"
+#include "media/probe.h"
+#include "plan/chunks.h"
+#include "plan/ladder.h"
+#include "queue/queue.h"
+#include "state/state.h"
+#include "store/store.h"
+
+/* Uploads the orchestrator picks up live under this prefix. */
+#define SN_UPLOAD_PREFIX "stream/"
+
+/* Longest upload name (the part after "stream/"), in bytes. */
+#define SN_UPLOAD_MAX_NAME 255
+
+/* Video ids are this many lowercase hex digits. */
+#define SN_VIDEO_ID_LEN 16
+
+struct sn_backends {
+    struct sn_store *uploads;
+    struct sn_store *hls;
+    struct sn_queue *jobs;
+    struct sn_state *state;
+};
+
+/* What shapes the output; every orchestrator and worker of a deployment
+ * must use the same values. */
+struct sn_pipeline_config {
+    struct sn_limits limits;
+    struct sn_ladder_config ladder;
+    struct sn_chunk_config chunks;
+    struct sn_encode_settings encode;
+    int split_rungs;
+    int visibility_s;         /* queue visibility timeout, default 60 */
+    int heartbeat_s;          /* extend it this often while a job runs, 20 */
+    int retry_delay_s;        /* a failed job comes back after this, 2 */
+};
+
+void sn_pipeline_config_init(struct sn_pipeline_config *c);
+
+/*
+ * Returns 1 when name may be an upload name: 1 to SN_UPLOAD_MAX_NAME bytes
+ * of valid UTF-8 with no '/', backslash or control character, not
+ * starting with '.', and not "." or "..". Spaces and non-ASCII letters
+ * are fine.
+ */
+int sn_upload_name_valid(const char *name);
+
+/* Writes the id of the video uploaded under key (SN_VIDEO_ID_LEN hex
+ * digits of its SHA-256) into id, which holds SN_VIDEO_ID_LEN + 1 bytes. */
+void sn_video_id(const char *key, char *id);
+
+/* Writes "ID/GEN", the hls prefix of one generation, into out. */
+void sn_video_prefix(const char *id, int64_t generation, char *out,
+                     size_t out_size);
+
+/*
+ * Orchestrates the upload under key: records it in state, probes it
+ * through the uploads store, plans the ladder and chunks, writes the plan
+ * and enqueues one message per job. Safe to repeat for the same upload.
+ * A source that is not usable media ends as a failed video with the
+ * reason, and the call returns its SN_ERR_* code with the same line in
+ * err; video_id (SN_VIDEO_ID_LEN + 1 bytes, may be NULL) gets the id.
+ */
+int sn_orchestrate(const struct sn_backends *b,
+                   const struct sn_pipeline_config *c, const char *key,
+                   char *video_id, char *err, size_t err_size);
+
+/*
+ * Runs the job a message body names: encodes into a scratch folder, moves
+ * the files into the hls store, records the result, marks the job done,
+ * and rewrites the playlists. The call that completes the set writes the
+ * final playlists and marks the video ready. A message of a stale
+ * generation, or of a video that failed, is done at once with nothing
+ * written. Returns 0 when the message can be deleted.
+ */
+int sn_worker_handle(const struct sn_backends *b,
+                     const struct sn_pipeline_config *c, const char *body,
+                     const volatile sig_atomic_t *cancel, char *err,
+                     size_t err_size);
+
+/*
+ * Marks the video of a message body failed with reason; for the queue's
+ * dead-letter hook and for a job's last delivery.
+ */
+int sn_worker_fail(const struct sn_backends *b, const char *body,
+                   const char *reason, char *err, size_t err_size);
+
+/*
+ * Receives and handles messages until *stop becomes non-zero: extends the
+ * visibility every heartbeat_s while a job runs, deletes the message on
+ * success, gives it back with its error on failure, and marks the video
+ * failed when the last allowed delivery fails. Returns 0 when stopped.
+ */
+int sn_worker_loop(const struct sn_backends *b,
+                   const struct sn_pipeline_config *c,
+                   const volatile sig_atomic_t *stop);
+
+#endif
