@@ -9,6 +9,7 @@
 #include <libavutil/log.h>
 
 #include "cli/progress.h"
+#include "cli/serve.h"
 #include "cli/settings.h"
 #include "util/error.h"
 
@@ -49,7 +50,9 @@ static int exit_code(int rc)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: sinatra process INPUT [-o DIR] [options]\n"
-                 "       sinatra process --help\n");
+                 "       sinatra serve [options]\n"
+                 "       sinatra worker [options]\n"
+                 "       sinatra COMMAND --help\n");
 }
 
 static double seconds_now(void)
@@ -95,10 +98,27 @@ static int cmd_process(int argc, char **argv)
     return exit_code(rc);
 }
 
+/* serve and worker run until SIGINT or SIGTERM. */
+static int cmd_service(int (*run)(int, char **, const volatile sig_atomic_t *),
+                       int argc, char **argv)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    av_log_set_level(AV_LOG_ERROR - 8);
+    return run(argc, argv, &interrupted);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "process") == 0)
         return cmd_process(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+        return cmd_service(sn_cmd_serve, argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "worker") == 0)
+        return cmd_service(sn_cmd_worker, argc - 2, argv + 2);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "-h") == 0)) {
         usage(stdout);

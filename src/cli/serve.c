@@ -1,1 +1,643 @@
-/* placeholder: being written */
+#include "cli/serve.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pipeline/pipeline.h"
+#include "server/server.h"
+#include "util/error.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_USAGE = 2,
+    EXIT_FAILED = 4,
+};
+
+/* Uploads that stay unchanged this long in videos/stream/ are picked up;
+ * a file still being copied in changes between two looks. */
+#define DEFAULT_SCAN_S 2
+
+struct options {
+    const char *data;
+    const char *host;
+    int port;
+    int workers;
+    int http_threads;
+    int64_t max_upload;
+    int max_receives;
+    int scan_s;
+    const char *web_root;
+    const char *hls_js;
+    struct sn_pipeline_config pipeline;
+};
+
+/* One worker thread, with database handles of its own. */
+struct worker {
+    pthread_t thread;
+    struct sn_backends b;
+    const struct options *o;
+    const volatile sig_atomic_t *stop;
+    int started;
+};
+
+/* What the process shares: the stores, and the server's handles. */
+struct app {
+    struct options o;
+    char db_path[PATH_MAX];
+    struct sn_store *uploads;
+    struct sn_store *hls;
+    struct sn_backends main;  /* for the HTTP threads and the scanner */
+    pthread_mutex_t main_lock;
+    struct worker *workers;
+    const volatile sig_atomic_t *stop;
+};
+
+/* ---- options ----------------------------------------------------------- */
+
+static const char serve_usage[] =
+    "usage: sinatra serve [options]\n"
+    "\n"
+    "Serves uploads, HLS output, the status API and the web page, and runs\n"
+    "worker threads, over a data folder (videos/, hls/, sinatra.db).\n"
+    "\n"
+    "  --data DIR            data folder (env SINATRA_DATA; default\n"
+    "                        ./sinatra-data)\n"
+    "  --host ADDRESS        address to listen on (env SINATRA_HOST;\n"
+    "                        default 127.0.0.1)\n"
+    "  --port N              port, 0 for any free one (env SINATRA_PORT;\n"
+    "                        default 8080)\n"
+    "  --workers N           worker threads, 0 when `sinatra worker`\n"
+    "                        processes do the work (default: one per core)\n"
+    "  --http-threads N      HTTP threads (default 4)\n"
+    "  --max-upload-size N   largest upload in bytes; K, M, G suffixes\n"
+    "                        (default 8G)\n"
+    "  --max-receives N      deliveries of a job before it is dead-lettered\n"
+    "                        and its video failed (default 5)\n"
+    "  --visibility-timeout SECONDS\n"
+    "                        how long a job stays hidden without a\n"
+    "                        heartbeat (default 60)\n"
+    "  --scan-interval SECONDS\n"
+    "                        look for files put in videos/stream/ by other\n"
+    "                        means this often (default 2)\n"
+    "  --preset NAME         x264 preset (default veryfast)\n"
+    "  --segment-format fmp4|ts\n"
+    "  --log-format text|json\n"
+    "  --web-root DIR        the web page's folder\n"
+    "  --hls-js FILE         hls.min.js to serve\n"
+    "  -h, --help\n";
+
+static const char worker_usage[] =
+    "usage: sinatra worker [options]\n"
+    "\n"
+    "Runs jobs from the data folder's queue until stopped.\n"
+    "\n"
+    "  --data DIR            data folder (env SINATRA_DATA; default\n"
+    "                        ./sinatra-data)\n"
+    "  --workers N           worker threads (default 1)\n"
+    "  --max-receives N      as for serve (default 5)\n"
+    "  --visibility-timeout SECONDS\n"
+    "  --log-format text|json\n"
+    "  -h, --help\n";
+
+enum {
+    OPT_DATA = 256, OPT_HOST, OPT_PORT, OPT_WORKERS, OPT_HTTP_THREADS,
+    OPT_MAX_UPLOAD, OPT_MAX_RECEIVES, OPT_VISIBILITY, OPT_SCAN, OPT_PRESET,
+    OPT_FORMAT, OPT_LOG_FORMAT, OPT_WEB_ROOT, OPT_HLS_JS,
+};
+
+static const struct option long_options[] = {
+    {"data", required_argument, NULL, OPT_DATA},
+    {"host", required_argument, NULL, OPT_HOST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"http-threads", required_argument, NULL, OPT_HTTP_THREADS},
+    {"max-upload-size", required_argument, NULL, OPT_MAX_UPLOAD},
+    {"max-receives", required_argument, NULL, OPT_MAX_RECEIVES},
+    {"visibility-timeout", required_argument, NULL, OPT_VISIBILITY},
+    {"scan-interval", required_argument, NULL, OPT_SCAN},
+    {"preset", required_argument, NULL, OPT_PRESET},
+    {"segment-format", required_argument, NULL, OPT_FORMAT},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"web-root", required_argument, NULL, OPT_WEB_ROOT},
+    {"hls-js", required_argument, NULL, OPT_HLS_JS},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int parse_int(const char *name, const char *text, long min, long max,
+                     int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "sinatra: --%s: expected a whole number from %ld "
+                        "to %ld, got '%s'\n", name, min, max, text);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_bytes(const char *text, int64_t *out)
+{
+    char *end;
+    double v;
+    double scale = 1;
+
+    errno = 0;
+    v = strtod(text, &end);
+    if (end != text && end[0] != '\0' && end[1] == '\0') {
+        switch (end[0]) {
+        case 'K': case 'k': scale = 1024.0; end++; break;
+        case 'M': case 'm': scale = 1024.0 * 1024; end++; break;
+        case 'G': case 'g': scale = 1024.0 * 1024 * 1024; end++; break;
+        }
+    }
+    if (errno != 0 || end == text || *end != '\0' || v < 1 ||
+        v * scale > 1e15) {
+        fprintf(stderr, "sinatra: --max-upload-size: expected a size such "
+                        "as 500M or 8G, got '%s'\n", text);
+        return -1;
+    }
+    *out = (int64_t)(v * scale);
+    return 0;
+}
+
+static void options_init(struct options *o, int serve)
+{
+    const char *env;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    memset(o, 0, sizeof(*o));
+    o->data = (env = getenv("SINATRA_DATA")) && *env ? env : "sinatra-data";
+    o->host = (env = getenv("SINATRA_HOST")) && *env ? env : "127.0.0.1";
+    o->port = 8080;
+    o->workers = serve ? (cores > 0 ? (int)cores : 1) : 1;
+    o->http_threads = 4;
+    o->max_upload = INT64_C(8) << 30;
+    o->max_receives = 5;
+    o->scan_s = DEFAULT_SCAN_S;
+    o->web_root = SN_DEFAULT_WEB_ROOT;
+    o->hls_js = SN_DEFAULT_HLS_JS;
+    sn_pipeline_config_init(&o->pipeline);
+}
+
+/* Returns 0, 1 after --help, or -1 after a usage error. */
+static int parse_options(struct options *o, int argc, char **argv, int serve)
+{
+    const char *usage = serve ? serve_usage : worker_usage;
+    const char *env = getenv("SINATRA_PORT");
+    int c;
+
+    options_init(o, serve);
+    if (serve && env != NULL && *env != '\0' &&
+        parse_int("port (SINATRA_PORT)", env, 0, 65535, &o->port) < 0)
+        return -1;
+
+    optind = 0;
+    /* argv[0] is the first argument; getopt skips argv[0]. */
+    while ((c = getopt_long(argc + 1, argv - 1, "h", long_options, NULL)) !=
+           -1) {
+        int rc = 0;
+
+        if (!serve && (c == OPT_HOST || c == OPT_PORT ||
+                       c == OPT_HTTP_THREADS || c == OPT_MAX_UPLOAD ||
+                       c == OPT_SCAN || c == OPT_WEB_ROOT ||
+                       c == OPT_HLS_JS || c == OPT_PRESET ||
+                       c == OPT_FORMAT)) {
+            fprintf(stderr, "sinatra worker: --%s is an option of "
+                            "`sinatra serve`\n",
+                    long_options[c - OPT_DATA].name);
+            return -1;
+        }
+        switch (c) {
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        case OPT_DATA: o->data = optarg; break;
+        case OPT_HOST: o->host = optarg; break;
+        case OPT_PORT: rc = parse_int("port", optarg, 0, 65535, &o->port);
+            break;
+        case OPT_WORKERS:
+            rc = parse_int("workers", optarg, serve ? 0 : 1, 256,
+                           &o->workers);
+            break;
+        case OPT_HTTP_THREADS:
+            rc = parse_int("http-threads", optarg, 1, 256, &o->http_threads);
+            break;
+        case OPT_MAX_UPLOAD: rc = parse_bytes(optarg, &o->max_upload); break;
+        case OPT_MAX_RECEIVES:
+            rc = parse_int("max-receives", optarg, 1, 1000, &o->max_receives);
+            break;
+        case OPT_VISIBILITY:
+            rc = parse_int("visibility-timeout", optarg, 5, 43200,
+                           &o->pipeline.visibility_s);
+            o->pipeline.heartbeat_s = o->pipeline.visibility_s / 3;
+            break;
+        case OPT_SCAN: rc = parse_int("scan-interval", optarg, 1, 3600,
+                                      &o->scan_s);
+            break;
+        case OPT_PRESET:
+            snprintf(o->pipeline.encode.preset,
+                     sizeof(o->pipeline.encode.preset), "%s", optarg);
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "fmp4") == 0) {
+                o->pipeline.encode.format = SN_SEGMENT_FMP4;
+            } else if (strcmp(optarg, "ts") == 0) {
+                o->pipeline.encode.format = SN_SEGMENT_TS;
+            } else {
+                fprintf(stderr, "sinatra: --segment-format: expected fmp4 "
+                                "or ts, got '%s'\n", optarg);
+                rc = -1;
+            }
+            break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "json") == 0) {
+                sn_log_set_json(1);
+            } else if (strcmp(optarg, "text") != 0) {
+                fprintf(stderr, "sinatra: --log-format: expected text or "
+                                "json, got '%s'\n", optarg);
+                rc = -1;
+            }
+            break;
+        case OPT_WEB_ROOT: o->web_root = optarg; break;
+        case OPT_HLS_JS: o->hls_js = optarg; break;
+        default:
+            rc = -1;
+            break;
+        }
+        if (rc < 0) {
+            fputs(usage, stderr);
+            return -1;
+        }
+    }
+    if (optind < argc + 1) {
+        fprintf(stderr, "sinatra: unexpected argument '%s'\n",
+                argv[optind - 1]);
+        fputs(usage, stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- backends ---------------------------------------------------------- */
+
+/* The queue gave up on a job: its video fails with the job's last error. */
+static void on_dead_letter(void *opaque, const char *body, int receive_count,
+                           const char *last_error)
+{
+    struct sn_backends *b = opaque;
+    char reason[SN_ERR_SIZE], err[SN_ERR_SIZE];
+
+    if (last_error != NULL && last_error[0] != '\0')
+        snprintf(reason, sizeof(reason), "%s", last_error);
+    else
+        snprintf(reason, sizeof(reason),
+                 "a job was given up after %d deliveries without finishing",
+                 receive_count);
+    if (sn_worker_fail(b, body, reason, err, sizeof(err)) < 0)
+        sn_log(SN_LOG_ERROR, NULL, NULL, "%s", err);
+}
+
+static int open_databases(struct app *a, struct sn_backends *b, char *err,
+                          size_t err_size)
+{
+    int rc;
+
+    b->uploads = a->uploads;
+    b->hls = a->hls;
+    rc = sn_queue_sqlite_open(a->db_path, a->o.max_receives, &b->jobs, err,
+                              err_size);
+    if (rc == 0)
+        rc = sn_state_sqlite_open(a->db_path, &b->state, err, err_size);
+    if (rc < 0) {
+        sn_queue_close(b->jobs);
+        b->jobs = NULL;
+        return rc;
+    }
+    b->jobs->dead_letter = on_dead_letter;
+    b->jobs->dead_letter_opaque = b;
+    return 0;
+}
+
+static void close_databases(struct sn_backends *b)
+{
+    sn_queue_close(b->jobs);
+    sn_state_close(b->state);
+    b->jobs = NULL;
+    b->state = NULL;
+}
+
+static int open_app(struct app *a, char *err, size_t err_size)
+{
+    char path[PATH_MAX];
+    int rc;
+
+    rc = sn_mkdirs(a->o.data);
+    if (rc < 0) {
+        snprintf(err, err_size, "%s: cannot create: %s", a->o.data,
+                 strerror(-rc));
+        return SN_ERR_BACKEND;
+    }
+    snprintf(a->db_path, sizeof(a->db_path), "%s/sinatra.db", a->o.data);
+    snprintf(path, sizeof(path), "%s/videos", a->o.data);
+    rc = sn_store_fs_open(path, &a->uploads, err, err_size);
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "%s/hls", a->o.data);
+        rc = sn_store_fs_open(path, &a->hls, err, err_size);
+    }
+    if (rc == 0)
+        rc = open_databases(a, &a->main, err, err_size);
+    pthread_mutex_init(&a->main_lock, NULL);
+    return rc;
+}
+
+static void close_app(struct app *a)
+{
+    close_databases(&a->main);
+    sn_store_close(a->uploads);
+    sn_store_close(a->hls);
+    pthread_mutex_destroy(&a->main_lock);
+}
+
+/* ---- workers ----------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    sn_worker_loop(&w->b, &w->o->pipeline, w->stop);
+    return NULL;
+}
+
+static int start_workers(struct app *a, char *err, size_t err_size)
+{
+    a->workers = calloc(a->o.workers > 0 ? (size_t)a->o.workers : 1,
+                        sizeof(*a->workers));
+    if (a->workers == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -ENOMEM;
+    }
+    for (int i = 0; i < a->o.workers; i++) {
+        struct worker *w = &a->workers[i];
+        int rc;
+
+        w->o = &a->o;
+        w->stop = a->stop;
+        rc = open_databases(a, &w->b, err, err_size);
+        if (rc < 0)
+            return rc;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            close_databases(&w->b);
+            snprintf(err, err_size, "cannot start worker thread %d", i);
+            return SN_ERR_BACKEND;
+        }
+        w->started = 1;
+    }
+    return 0;
+}
+
+static void join_workers(struct app *a)
+{
+    for (int i = 0; a->workers != NULL && i < a->o.workers; i++) {
+        struct worker *w = &a->workers[i];
+
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        close_databases(&w->b);
+    }
+    free(a->workers);
+    a->workers = NULL;
+}
+
+/* ---- triggering the orchestrator --------------------------------------- */
+
+static int orchestrate(struct app *a, const char *key, char *video_id,
+                       char *err, size_t err_size)
+{
+    int rc;
+
+    pthread_mutex_lock(&a->main_lock);
+    rc = sn_orchestrate(&a->main, &a->o.pipeline, key, video_id, err,
+                        err_size);
+    pthread_mutex_unlock(&a->main_lock);
+    return rc;
+}
+
+static int on_upload(void *opaque, const char *key, char *video_id,
+                     char *err, size_t err_size)
+{
+    return orchestrate(opaque, key, video_id, err, err_size);
+}
+
+/* What one look at videos/stream/ remembers of each file. */
+struct seen {
+    char key[SN_STORE_MAX_KEY + 1];
+    char tag[80];
+};
+
+struct scan {
+    struct app *a;
+    struct seen *previous, *current;
+    size_t n_previous, n_current;
+    size_t cap_previous, cap_current;
+};
+
+static const char *previous_tag(const struct scan *s, const char *key)
+{
+    for (size_t i = 0; i < s->n_previous; i++) {
+        if (strcmp(s->previous[i].key, key) == 0)
+            return s->previous[i].tag;
+    }
+    return NULL;
+}
+
+/*
+ * Orchestrates a file found in videos/stream/ when state does not know
+ * this version of it yet and it has not changed since the last look, or
+ * when state knows it but it was never planned (a crash between upload
+ * and plan) and nothing has touched it for a while.
+ */
+static int consider(void *opaque, const char *key, int64_t size)
+{
+    struct scan *s = opaque;
+    struct app *a = s->a;
+    const char *name = key + strlen(SN_UPLOAD_PREFIX);
+    struct sn_object_info info;
+    struct sn_video v = {0};
+    char id[SN_VIDEO_ID_LEN + 1], err[SN_ERR_SIZE];
+    const char *before;
+    int rc, known;
+
+    (void)size;
+    if (strchr(name, '/') != NULL || !sn_upload_name_valid(name))
+        return 0;
+    if (a->uploads->ops->head(a->uploads, key, &info, err, sizeof(err)) < 0)
+        return 0;
+    if (s->n_current == s->cap_current) {
+        size_t cap = s->cap_current ? s->cap_current * 2 : 64;
+        struct seen *p = realloc(s->current, cap * sizeof(*p));
+
+        if (p == NULL)
+            return 0;
+        s->current = p;
+        s->cap_current = cap;
+    }
+    snprintf(s->current[s->n_current].key, sizeof(s->current->key), "%s",
+             key);
+    snprintf(s->current[s->n_current].tag, sizeof(s->current->tag), "%s",
+             info.tag);
+    s->n_current++;
+
+    if (sn_video_id(key, id) < 0)
+        return 0;
+    pthread_mutex_lock(&a->main_lock);
+    rc = a->main.state->ops->get(a->main.state, id, &v, err, sizeof(err));
+    pthread_mutex_unlock(&a->main_lock);
+    known = rc == 0 && strcmp(v.upload_tag, info.tag) == 0;
+    if (known && (v.status != SN_VIDEO_QUEUED ||
+                  (int64_t)time(NULL) * 1000 - v.updated_ms < 30000)) {
+        sn_video_release(&v);
+        return 0;
+    }
+    sn_video_release(&v);
+    before = previous_tag(s, key);
+    if (!known && (before == NULL || strcmp(before, info.tag) != 0))
+        return 0;             /* new or changed: look again next time */
+
+    rc = orchestrate(a, key, id, err, sizeof(err));
+    if (rc < 0)
+        sn_log(SN_LOG_WARN, id, NULL, "%s", err);
+    return 0;
+}
+
+static void scan_uploads(struct scan *s)
+{
+    struct app *a = s->a;
+    char err[SN_ERR_SIZE];
+    struct seen *t;
+    size_t cap;
+
+    s->n_current = 0;
+    if (a->uploads->ops->list(a->uploads, SN_UPLOAD_PREFIX, consider, s, err,
+                              sizeof(err)) < 0)
+        sn_log(SN_LOG_WARN, NULL, NULL, "%s", err);
+    t = s->previous;
+    s->previous = s->current;
+    s->current = t;
+    cap = s->cap_previous;
+    s->cap_previous = s->cap_current;
+    s->cap_current = cap;
+    s->n_previous = s->n_current;
+}
+
+/* ---- the commands ------------------------------------------------------ */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+int sn_cmd_serve(int argc, char **argv, const volatile sig_atomic_t *stop)
+{
+    struct app a = {.stop = stop};
+    struct sn_server_config sc;
+    struct sn_server *server = NULL;
+    struct scan scan = {.a = &a};
+    char hls_root[PATH_MAX], err[SN_ERR_SIZE];
+    int rc;
+
+    rc = parse_options(&a.o, argc, argv, 1);
+    if (rc != 0)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+
+    rc = open_app(&a, err, sizeof(err));
+    if (rc == 0)
+        rc = start_workers(&a, err, sizeof(err));
+    if (rc == 0) {
+        sn_server_config_init(&sc);
+        snprintf(hls_root, sizeof(hls_root), "%s/hls", a.o.data);
+        sc.host = a.o.host;
+        sc.port = a.o.port;
+        sc.threads = a.o.http_threads;
+        sc.hls_root = hls_root;
+        sc.web_root = a.o.web_root;
+        sc.hls_js = a.o.hls_js;
+        sc.uploads = a.uploads;
+        sc.state = a.main.state;
+        sc.state_lock = &a.main_lock;
+        sc.max_upload_bytes = a.o.max_upload;
+        sc.uploaded = on_upload;
+        sc.opaque = &a;
+        rc = sn_server_start(&sc, &server, err, sizeof(err));
+    }
+    if (rc < 0) {
+        fprintf(stderr, "sinatra serve: %s\n", err);
+        /* Workers started so far stop with the flag they watch. */
+        join_workers(&a);
+        close_app(&a);
+        return EXIT_FAILED;
+    }
+    sn_log(SN_LOG_INFO, NULL, NULL,
+           "serving http://%s:%d/ from %s with %d worker threads",
+           a.o.host, sn_server_port(server), a.o.data, a.o.workers);
+
+    while (!*stop) {
+        scan_uploads(&scan);
+        for (int i = 0; i < a.o.scan_s * 10 && !*stop; i++)
+            sleep_ms(100);
+    }
+
+    sn_log(SN_LOG_INFO, NULL, NULL, "stopping");
+    sn_server_stop(server);
+    join_workers(&a);
+    close_app(&a);
+    free(scan.previous);
+    free(scan.current);
+    return EXIT_OK;
+}
+
+int sn_cmd_worker(int argc, char **argv, const volatile sig_atomic_t *stop)
+{
+    struct app a = {.stop = stop};
+    char err[SN_ERR_SIZE];
+    int rc;
+
+    rc = parse_options(&a.o, argc, argv, 0);
+    if (rc != 0)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    rc = open_app(&a, err, sizeof(err));
+    if (rc == 0)
+        rc = start_workers(&a, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "sinatra worker: %s\n", err);
+        join_workers(&a);
+        close_app(&a);
+        return EXIT_FAILED;
+    }
+    sn_log(SN_LOG_INFO, NULL, NULL, "working on %s with %d threads",
+           a.o.data, a.o.workers);
+    for (int i = 0; i < a.o.workers; i++) {
+        if (a.workers[i].started)
+            pthread_join(a.workers[i].thread, NULL);
+        a.workers[i].started = 0;
+    }
+    join_workers(&a);
+    close_app(&a);
+    return EXIT_OK;
+}

@@ -1,1 +1,262 @@
-/* placeholder: being written */
+#include "pipeline/pipeline.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/jobplan.h"
+#include "util/error.h"
+#include "util/log.h"
+
+/* Largest plan.json written; a 6 hour video's plan is about 200 kB. */
+#define MAX_PLAN_BYTES (16 << 20)
+
+void sn_pipeline_config_init(struct sn_pipeline_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    sn_limits_init(&c->limits);
+    sn_ladder_config_init(&c->ladder);
+    sn_chunk_config_init(&c->chunks);
+    /* A short first segment, as `sinatra process` makes by default. */
+    c->chunks.first_segment_us = c->chunks.keyframe_us;
+    c->encode.format = SN_SEGMENT_FMP4;
+    snprintf(c->encode.preset, sizeof(c->encode.preset), "veryfast");
+    c->encode.encoder_threads = 1;
+    c->encode.keyframe_us = c->chunks.keyframe_us;
+    c->split_rungs = 1;
+    c->visibility_s = 60;
+    c->heartbeat_s = 20;
+    c->retry_delay_s = 2;
+}
+
+/* ---- reading sources from a store -------------------------------------- */
+
+static int open_from_store(void *opaque, struct sn_reader **out, char *err,
+                           size_t err_size)
+{
+    struct sn_store_source *s = opaque;
+
+    return s->store->ops->open(s->store, s->key, out, err, err_size);
+}
+
+void sn_store_source_init(struct sn_store_source *s, struct sn_store *store,
+                          const char *key)
+{
+    s->store = store;
+    snprintf(s->key, sizeof(s->key), "%s", key);
+    s->source.name = s->key;
+    s->source.open = open_from_store;
+    s->source.opaque = s;
+}
+
+/* ---- the summary the status API shows ---------------------------------- */
+
+static char *summary_json(const struct sn_job_plan *p)
+{
+    const struct sn_probe *probe = &p->probe;
+    json_t *ladder = json_array(), *root;
+    char *text;
+
+    for (int i = 0; i < p->n_rungs; i++)
+        json_array_append_new(
+            ladder, json_pack("{s:s,s:i,s:i,s:i,s:f}", "name",
+                              p->rungs[i].name, "width", p->rungs[i].width,
+                              "height", p->rungs[i].height, "maxrate",
+                              p->rungs[i].maxrate, "frame_rate",
+                              p->rungs[i].frame_rate));
+    root = json_pack("{s:o,s:f,s:i,s:i,s:I}", "ladder", ladder, "duration",
+                     (double)probe->duration_us / 1e6, "segments",
+                     p->plan.n_segments, "jobs", p->n_jobs, "size",
+                     probe->file_size);
+    if (root == NULL)
+        return NULL;
+    if (probe->video_index >= 0)
+        json_object_set_new(
+            root, "video",
+            json_pack("{s:s,s:i,s:i,s:f}", "codec", probe->video_codec,
+                      "width", probe->geometry.coded_width, "height",
+                      probe->geometry.coded_height, "frame_rate",
+                      probe->geometry.frame_rate));
+    if (probe->audio_index >= 0)
+        json_object_set_new(
+            root, "audio",
+            json_pack("{s:s,s:i,s:i}", "codec", probe->audio_codec,
+                      "sample_rate", probe->sample_rate, "channels",
+                      probe->channels));
+    text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return text;
+}
+
+/* ---- orchestration ----------------------------------------------------- */
+
+struct orchestration {
+    const struct sn_backends *b;
+    const struct sn_pipeline_config *c;
+    const char *key;
+    char id[SN_VIDEO_ID_LEN + 1];
+    int64_t generation;
+    struct sn_job_plan plan;
+};
+
+static int enqueue_jobs(struct orchestration *o, char *err, size_t err_size)
+{
+    char bodies[SN_QUEUE_MAX_BATCH][160];
+    const char *batch[SN_QUEUE_MAX_BATCH];
+    int n = 0, rc;
+
+    for (int job = 0; job < o->plan.n_jobs; job++) {
+        snprintf(bodies[n], sizeof(bodies[n]),
+                 "{\"video\":\"%s\",\"generation\":%lld,\"job\":%d}", o->id,
+                 (long long)o->generation, job);
+        batch[n] = bodies[n];
+        n++;
+        if (n == SN_QUEUE_MAX_BATCH || job == o->plan.n_jobs - 1) {
+            rc = o->b->jobs->ops->send(o->b->jobs, batch, n, 0, err,
+                                       err_size);
+            if (rc < 0)
+                return rc;
+            n = 0;
+        }
+    }
+    return 0;
+}
+
+static int save_plan(struct orchestration *o, char *err, size_t err_size)
+{
+    char key[SN_STORE_MAX_KEY + 1];
+    char *text = sn_job_plan_to_json(&o->plan);
+    int rc;
+
+    if (text == NULL) {
+        snprintf(err, err_size, "%s: out of memory", o->key);
+        return -ENOMEM;
+    }
+    if (strlen(text) > MAX_PLAN_BYTES) {
+        free(text);
+        snprintf(err, err_size, "%s: plan larger than %d bytes", o->key,
+                 MAX_PLAN_BYTES);
+        return SN_ERR_LIMIT;
+    }
+    snprintf(key, sizeof(key), "jobs/%s/%lld/plan.json", o->id,
+             (long long)o->generation);
+    rc = sn_store_put(o->b->uploads, key, text, strlen(text), err, err_size);
+    free(text);
+    return rc;
+}
+
+/*
+ * Probes and plans the source, then writes the plan, sends the jobs and
+ * records the plan in state, in that order: a worker that receives a job
+ * before the plan is recorded gives it back for later, and a crash before
+ * the last step leaves the video queued, so orchestrating again (as the
+ * server does at start) completes it. Jobs sent twice are harmless.
+ */
+static int plan_and_enqueue(struct orchestration *o, char *err,
+                            size_t err_size)
+{
+    const struct sn_pipeline_config *c = o->c;
+    struct sn_state *st = o->b->state;
+    struct sn_store_source src;
+    struct sn_probe probe;
+    char *summary;
+    int rc;
+
+    sn_store_source_init(&src, o->b->uploads, o->key);
+    rc = sn_probe_source(&src.source, &c->limits, &probe, err, err_size);
+    if (rc < 0)
+        return rc;
+    rc = sn_job_plan_build(&probe, &c->ladder, &c->chunks, &c->encode,
+                           c->split_rungs, o->key, &o->plan, err, err_size);
+    if (rc < 0)
+        return rc;
+    if (o->plan.n_jobs > SN_STATE_MAX_JOBS) {
+        snprintf(err, err_size, "%s: %d jobs, more than the limit of %d",
+                 o->key, o->plan.n_jobs, SN_STATE_MAX_JOBS);
+        return SN_ERR_LIMIT;
+    }
+
+    rc = save_plan(o, err, err_size);
+    if (rc == 0)
+        rc = enqueue_jobs(o, err, err_size);
+    if (rc < 0)
+        return rc;
+    summary = summary_json(&o->plan);
+    if (summary == NULL) {
+        snprintf(err, err_size, "%s: out of memory", o->key);
+        return -ENOMEM;
+    }
+    rc = st->ops->set_plan(st, o->id, o->generation, o->plan.n_jobs,
+                           o->plan.probe.duration_us, summary, err,
+                           err_size);
+    free(summary);
+    return rc;
+}
+
+/* Backend failures are worth retrying; everything else is the source's. */
+static int is_permanent(int rc)
+{
+    return rc == SN_ERR_INPUT || rc == SN_ERR_LIMIT || rc == SN_ERR_MEDIA;
+}
+
+int sn_orchestrate(const struct sn_backends *b,
+                   const struct sn_pipeline_config *c, const char *key,
+                   char *video_id, char *err, size_t err_size)
+{
+    struct orchestration o = {.b = b, .c = c, .key = key};
+    struct sn_state *st = b->state;
+    struct sn_object_info info;
+    struct sn_video v = {0};
+    const char *name = key + strlen(SN_UPLOAD_PREFIX);
+    char state_err[SN_ERR_SIZE];
+    int rc;
+
+    if (strncmp(key, SN_UPLOAD_PREFIX, strlen(SN_UPLOAD_PREFIX)) != 0 ||
+        !sn_upload_name_valid(name)) {
+        snprintf(err, err_size, "%s: not an upload key (stream/NAME)", key);
+        return SN_ERR_INPUT;
+    }
+    if (sn_video_id(key, o.id) < 0) {
+        snprintf(err, err_size, "%s: out of memory", key);
+        return -ENOMEM;
+    }
+    if (video_id != NULL)
+        memcpy(video_id, o.id, sizeof(o.id));
+
+    rc = b->uploads->ops->head(b->uploads, key, &info, err, err_size);
+    if (rc < 0)
+        return rc;
+    rc = st->ops->begin(st, o.id, key, info.tag, &o.generation, err,
+                        err_size);
+    if (rc == 0)
+        rc = st->ops->get(st, o.id, &v, err, err_size);
+    if (rc < 0)
+        return rc;
+    if (v.generation != o.generation || v.status != SN_VIDEO_QUEUED) {
+        /* A repeated event for an upload already planned. */
+        sn_video_release(&v);
+        return 0;
+    }
+    sn_video_release(&v);
+
+    sn_log(SN_LOG_INFO, o.id, NULL, "orchestrating %s (generation %lld)",
+           key, (long long)o.generation);
+    rc = plan_and_enqueue(&o, err, err_size);
+    if (rc < 0 && is_permanent(rc)) {
+        if (st->ops->fail(st, o.id, o.generation, err, state_err,
+                          sizeof(state_err)) < 0)
+            sn_log(SN_LOG_ERROR, o.id, NULL, "%s", state_err);
+        sn_log(SN_LOG_WARN, o.id, NULL, "failed: %s", err);
+    } else if (rc < 0) {
+        sn_log(SN_LOG_ERROR, o.id, NULL, "%s", err);
+    } else {
+        sn_log(SN_LOG_INFO, o.id, NULL,
+               "planned %d jobs: %d rungs, %d segments, %.3f s", o.plan.n_jobs,
+               o.plan.n_rungs, o.plan.plan.n_segments,
+               (double)o.plan.probe.duration_us / 1e6);
+    }
+    sn_job_plan_release(&o.plan);
+    return rc;
+}

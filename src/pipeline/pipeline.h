@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "media/input.h"
 #include "media/job.h"
 #include "media/probe.h"
 #include "plan/chunks.h"
@@ -69,12 +70,24 @@ void sn_pipeline_config_init(struct sn_pipeline_config *c);
 int sn_upload_name_valid(const char *name);
 
 /* Writes the id of the video uploaded under key (SN_VIDEO_ID_LEN hex
- * digits of its SHA-256) into id, which holds SN_VIDEO_ID_LEN + 1 bytes. */
-void sn_video_id(const char *key, char *id);
+ * digits of its SHA-256) into id, which holds SN_VIDEO_ID_LEN + 1 bytes.
+ * Returns 0, or -ENOMEM. */
+int sn_video_id(const char *key, char *id);
 
 /* Writes "ID/GEN", the hls prefix of one generation, into out. */
 void sn_video_prefix(const char *id, int64_t generation, char *out,
                      size_t out_size);
+
+/* A media source that reads one object of a store. */
+struct sn_store_source {
+    struct sn_source source;  /* what the media code opens */
+    struct sn_store *store;
+    char key[SN_STORE_MAX_KEY + 1];
+};
+
+/* Makes s read key from store; the store must outlive s. */
+void sn_store_source_init(struct sn_store_source *s, struct sn_store *store,
+                          const char *key);
 
 /*
  * Orchestrates the upload under key: records it in state, probes it
@@ -98,7 +111,7 @@ int sn_orchestrate(const struct sn_backends *b,
  */
 int sn_worker_handle(const struct sn_backends *b,
                      const struct sn_pipeline_config *c, const char *body,
-                     const volatile sig_atomic_t *cancel, char *err,
+                     const struct sn_job_hooks *hooks, char *err,
                      size_t err_size);
 
 /*

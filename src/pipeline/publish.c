@@ -75,19 +75,28 @@ static double seconds(const struct sn_rendition *r, int64_t ticks)
     return (double)ticks / r->timescale;
 }
 
-static int write_text(const char *dir, const char *name, char *text,
-                      char *err, size_t err_size)
+static int write_text(const struct sn_publish_sink *sink, const char *name,
+                      char *text, char *err, size_t err_size)
 {
-    char path[PATH_MAX];
     int rc;
 
     if (text == NULL) {
         snprintf(err, err_size, "cannot render %s", name);
         return SN_ERR_OUTPUT;
     }
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    rc = sn_write_file_atomic(path, text, strlen(text));
+    rc = sink->write(sink->opaque, name, text, strlen(text), err, err_size);
     free(text);
+    return rc;
+}
+
+static int write_to_folder(void *opaque, const char *name, const char *text,
+                           size_t size, char *err, size_t err_size)
+{
+    char path[PATH_MAX];
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/%s", (const char *)opaque, name);
+    rc = sn_write_file_atomic(path, text, size);
     if (rc < 0) {
         snprintf(err, err_size, "cannot write %s: %s", path, strerror(-rc));
         return SN_ERR_OUTPUT;
@@ -95,7 +104,7 @@ static int write_text(const char *dir, const char *name, char *text,
     return 0;
 }
 
-static int write_media(const char *dir, const struct sn_output *out,
+static int write_media(const struct sn_publish_sink *sink, const struct sn_output *out,
                        const struct sn_rendition *r, int final, char *err,
                        size_t err_size)
 {
@@ -129,7 +138,7 @@ static int write_media(const char *dir, const struct sn_output *out,
     }
 
     snprintf(name, sizeof(name), "%s/index.m3u8", r->name);
-    rc = write_text(dir, name, sn_hls_render_media(&p), err, err_size);
+    rc = write_text(sink, name, sn_hls_render_media(&p), err, err_size);
     free(segs);
     free(uris);
     return rc;
@@ -150,7 +159,7 @@ static int count_iframes(const struct sn_rendition *r)
  * the end of its segment) and is addressed by its byte range. Returns the
  * peak I-frame bit rate in *peak.
  */
-static int write_iframes(const char *dir, const struct sn_output *out,
+static int write_iframes(const struct sn_publish_sink *sink, const struct sn_output *out,
                          const struct sn_rendition *r, int64_t *peak,
                          char *err, size_t err_size)
 {
@@ -199,7 +208,7 @@ static int write_iframes(const char *dir, const struct sn_output *out,
     p.n_segments = (size_t)k;
 
     snprintf(name, sizeof(name), "%s/iframes.m3u8", r->name);
-    rc = write_text(dir, name, sn_hls_render_media(&p), err, err_size);
+    rc = write_text(sink, name, sn_hls_render_media(&p), err, err_size);
     free(segs);
     free(uris);
     return rc;
@@ -226,7 +235,7 @@ static void measure(const struct sn_rendition *r, int64_t *peak,
     *average = ticks > 0 ? bits * r->timescale / ticks + 1 : 0;
 }
 
-static int write_master(const char *dir, const struct sn_output *out,
+static int write_master(const struct sn_publish_sink *sink, const struct sn_output *out,
                         const int64_t *iframe_peaks, int final, char *err,
                         size_t err_size)
 {
@@ -284,25 +293,34 @@ static int write_master(const char *dir, const struct sn_output *out,
         };
         m.n_variants = 1;
     }
-    return write_text(dir, "master.m3u8", sn_hls_render_master(&m), err,
+    return write_text(sink, "master.m3u8", sn_hls_render_master(&m), err,
                       err_size);
 }
 
-int sn_publish(const char *dir, const struct sn_output *out, int final,
-               char *err, size_t err_size)
+int sn_publish_to(const struct sn_publish_sink *sink,
+                  const struct sn_output *out, int final, char *err,
+                  size_t err_size)
 {
     int64_t iframe_peaks[SN_LADDER_MAX] = {0};
     int rc = 0;
 
     for (int i = 0; rc == 0 && i < out->n_rungs; i++) {
-        rc = write_media(dir, out, &out->video[i], final, err, err_size);
+        rc = write_media(sink, out, &out->video[i], final, err, err_size);
         if (rc == 0 && final)
-            rc = write_iframes(dir, out, &out->video[i], &iframe_peaks[i],
+            rc = write_iframes(sink, out, &out->video[i], &iframe_peaks[i],
                                err, err_size);
     }
     if (rc == 0 && out->has_audio && out->audio.n_segments > 0)
-        rc = write_media(dir, out, &out->audio, final, err, err_size);
+        rc = write_media(sink, out, &out->audio, final, err, err_size);
     if (rc == 0 && (final || sn_output_started(out)))
-        rc = write_master(dir, out, iframe_peaks, final, err, err_size);
+        rc = write_master(sink, out, iframe_peaks, final, err, err_size);
     return rc;
+}
+
+int sn_publish(const char *dir, const struct sn_output *out, int final,
+               char *err, size_t err_size)
+{
+    struct sn_publish_sink sink = {write_to_folder, (void *)dir};
+
+    return sn_publish_to(&sink, out, final, err, err_size);
 }

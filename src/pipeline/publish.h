@@ -40,6 +40,15 @@ int sn_rendition_add(struct sn_rendition *r, const struct sn_segment_info *s);
 /* Returns 1 when every rendition has its first segment. */
 int sn_output_started(const struct sn_output *out);
 
+/* Where playlists go: write() stores text under name ("master.m3u8",
+ * "720p/index.m3u8") atomically, returning 0 or SN_ERR_OUTPUT with the
+ * cause in err. */
+struct sn_publish_sink {
+    int (*write)(void *opaque, const char *name, const char *text,
+                 size_t size, char *err, size_t err_size);
+    void *opaque;
+};
+
 /*
  * Writes every rendition's media playlist into dir: the longest run of
  * finished segments from the start as an EVENT playlist, or, when final,
@@ -51,5 +60,10 @@ int sn_output_started(const struct sn_output *out);
  */
 int sn_publish(const char *dir, const struct sn_output *out, int final,
                char *err, size_t err_size);
+
+/* Like sn_publish(), but hands every playlist to sink. */
+int sn_publish_to(const struct sn_publish_sink *sink,
+                  const struct sn_output *out, int final, char *err,
+                  size_t err_size);
 
 #endif

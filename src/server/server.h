@@ -16,6 +16,7 @@
 #ifndef SN_SERVER_SERVER_H
 #define SN_SERVER_SERVER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,9 @@ struct sn_server_config {
                                  /vendor/hls.min.js */
     struct sn_store *uploads;
     struct sn_state *state;
+    /* Held around every call on state, because HTTP threads share it; may
+     * be NULL. Never held while uploaded() runs (it takes the lock too). */
+    pthread_mutex_t *state_lock;
     int64_t max_upload_bytes; /* default 8 GiB */
     /* Called on an HTTP thread once an upload is in place under key
      * ("stream/NAME"). Returns 0, or a negative SN_ERR_* code with one

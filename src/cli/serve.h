@@ -1,0 +1,15 @@
+/*
+ * `sinatra serve` and `sinatra worker`: the durable pipeline on one
+ * machine, over a data folder (uploads, HLS output, SQLite database).
+ */
+#ifndef SN_CLI_SERVE_H
+#define SN_CLI_SERVE_H
+
+#include <signal.h>
+
+/* Each returns the process exit code; argv[0] is the first argument after
+ * the subcommand. They stop cleanly when *stop becomes non-zero. */
+int sn_cmd_serve(int argc, char **argv, const volatile sig_atomic_t *stop);
+int sn_cmd_worker(int argc, char **argv, const volatile sig_atomic_t *stop);
+
+#endif
