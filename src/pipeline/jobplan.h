@@ -35,7 +35,7 @@ struct sn_job {
 };
 
 struct sn_job_plan {
-    struct sn_probe probe;    /* frame_us is NULL once read back */
+    struct sn_probe probe;
     struct sn_rung rungs[SN_LADDER_MAX];
     int n_rungs;
     struct sn_plan plan;
