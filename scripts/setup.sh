@@ -22,7 +22,23 @@ packages=(
     # output of the media tests; python3 runs those tests.
     ffmpeg
     python3
+    # libmicrohttpd is the HTTP server library of `sinatra serve`.
+    libmicrohttpd-dev
+    # Node.js runs scripts/npm-install.sh and the browser test.
+    nodejs
+    # Headless Chromium plays the web page in tests/browser/play.mjs.
+    chromium
+    # nginx, a reference static server, and wrk, a load generator, for
+    # benchmarks of how `sinatra serve` delivers HLS files.
+    nginx
+    wrk
 )
+# npm installs hls.js and playwright-core. A NodeSource nodejs package
+# contains npm and conflicts with Debian's npm package, so Debian's npm is
+# listed only where no npm command exists.
+if ! command -v npm >/dev/null; then
+    packages+=(npm)
+fi
 
 # Print the packages that are not fully installed ("ii" in dpkg's status),
 # with one dpkg-query call for all of them.
