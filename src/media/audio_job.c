@@ -47,7 +47,8 @@ static int failf(struct audio_run *r, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(cause, sizeof(cause), fmt, ap);
     va_end(ap);
-    snprintf(r->err, r->err_size, "%s: audio: %s", r->job->input, cause);
+    snprintf(r->err, r->err_size, "%s: audio: %s", r->job->source->name,
+             cause);
     return code;
 }
 
@@ -274,6 +275,15 @@ static void fill_pts(struct audio_run *r, AVFrame *frame)
                                (AVRational){1, frame->sample_rate}, tb);
 }
 
+/* Demuxers end a stream at a failed read as at the end of the file. */
+static int check_reads(struct audio_run *r)
+{
+    char cause[SN_ERR_SIZE];
+    int rc = sn_input_read_error(r->fmt, cause, sizeof(cause));
+
+    return rc < 0 ? failf(r, rc, "%s", cause) : 0;
+}
+
 static int decode_all(struct audio_run *r)
 {
     AVFrame *frame = av_frame_alloc();
@@ -316,6 +326,8 @@ static int decode_all(struct audio_run *r)
     av_frame_free(&frame);
     if (rc < 0 && rc > -SN_ERR_BASE)
         rc = failf(r, SN_ERR_MEDIA, "decoding failed: %s", av_err2str(rc));
+    if (rc >= 0)
+        rc = check_reads(r);
     return rc;
 }
 
@@ -349,7 +361,7 @@ static int start(struct audio_run *r)
     if (r->frame == NULL || r->pkt == NULL)
         return failf(r, -ENOMEM, "out of memory");
 
-    rc = sn_input_open(job->input, &r->fmt, r->err, r->err_size);
+    rc = sn_input_open_source(job->source, &r->fmt, r->err, r->err_size);
     if (rc < 0)
         return rc;
     if (job->probe->audio_index >= (int)r->fmt->nb_streams)

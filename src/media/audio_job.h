@@ -10,7 +10,7 @@
 #include "media/job.h"
 
 struct sn_audio_job {
-    const char *input;
+    const struct sn_source *source;  /* shared read-only with other jobs */
     const struct sn_probe *probe;
     const struct sn_chunk_config *grid;   /* segment_us defines the grid */
     const struct sn_encode_settings *settings;

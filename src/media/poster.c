@@ -68,6 +68,10 @@ static int decode_target(struct poster_run *r, const struct sn_probe *probe,
             av_frame_move_ref(last, r->frame);
         }
     }
+    /* A failed read ends the loop too, and must not pass for the end. */
+    if (sn_input_read_error(r->fmt, NULL, 0) < 0)
+        return AVERROR(EIO);
+
     /* Shorter than expected: take the last frame the decoder gives. */
     avcodec_send_packet(r->dec, NULL);
     while (avcodec_receive_frame(r->dec, r->frame) >= 0) {
@@ -106,7 +110,22 @@ static int encode_poster(struct poster_run *r, const char *path)
     return rc;
 }
 
-int sn_poster_run(const char *input, const struct sn_probe *probe,
+/* Writes the cause of a failed poster into err; returns the code. */
+static int poster_failed(const struct poster_run *r, const char *name,
+                         int averror, char *err, size_t err_size)
+{
+    char cause[SN_ERR_SIZE];
+    int rc = sn_input_read_error(r->fmt, cause, sizeof(cause));
+
+    if (rc < 0) {
+        snprintf(err, err_size, "%s: poster: %s", name, cause);
+        return rc;
+    }
+    snprintf(err, err_size, "%s: poster: %s", name, av_err2str(averror));
+    return SN_ERR_MEDIA;
+}
+
+int sn_poster_run(const struct sn_source *source, const struct sn_probe *probe,
                   const struct sn_rung *rung, const char *path, char *err,
                   size_t err_size)
 {
@@ -115,7 +134,7 @@ int sn_poster_run(const char *input, const struct sn_probe *probe,
                         (probe->video_end_us - probe->video_start_us) / 10;
     int rc;
 
-    rc = sn_input_open(input, &r.fmt, err, err_size);
+    rc = sn_input_open_source(source, &r.fmt, err, err_size);
     if (rc < 0)
         return rc;
     r.st = r.fmt->streams[probe->video_index];
@@ -137,8 +156,9 @@ int sn_poster_run(const char *input, const struct sn_probe *probe,
         /* The seek may land past the only keyframe, or at the end of a file
          * without an index: open it again and decode from the start. */
         sn_input_close(&r.fmt);
-        if (sn_input_open(input, &r.fmt, err, err_size) < 0)
-            return SN_ERR_MEDIA;
+        rc = sn_input_open_source(source, &r.fmt, err, err_size);
+        if (rc < 0)
+            goto out;
         r.st = r.fmt->streams[probe->video_index];
         avcodec_flush_buffers(r.dec);
         rc = decode_target(&r, probe, target_us, r.last);
@@ -153,9 +173,10 @@ int sn_poster_run(const char *input, const struct sn_probe *probe,
     }
     if (rc >= 0)
         rc = encode_poster(&r, path);
-
     if (rc < 0)
-        snprintf(err, err_size, "%s: poster: %s", input, av_err2str(rc));
+        rc = poster_failed(&r, source->name, rc, err, err_size);
+
+out:
     sn_video_filter_release(&r.filter);
     avcodec_free_context(&r.enc);
     avcodec_free_context(&r.dec);
@@ -163,5 +184,5 @@ int sn_poster_run(const char *input, const struct sn_probe *probe,
     av_frame_free(&r.frame);
     av_frame_free(&r.last);
     av_packet_free(&r.pkt);
-    return rc < 0 ? SN_ERR_MEDIA : 0;
+    return rc < 0 ? rc : 0;
 }

@@ -10,9 +10,10 @@
 /*
  * Decodes the first frame at or after 10% of the video's duration, orients
  * and scales it like the rung, and writes it as JPEG to path atomically.
- * Returns 0 or a negative SN_ERR_* code with one line in err.
+ * Returns 0 or a negative SN_ERR_* code with one line naming source->name
+ * in err. Thread-safe like the video job.
  */
-int sn_poster_run(const char *input, const struct sn_probe *probe,
+int sn_poster_run(const struct sn_source *source, const struct sn_probe *probe,
                   const struct sn_rung *rung, const char *path, char *err,
                   size_t err_size);
 

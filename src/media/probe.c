@@ -190,13 +190,13 @@ static void read_video_facts(AVFormatContext *fmt, struct sn_probe *p)
              avcodec_get_name(par->codec_id));
 }
 
-static int check_limits(const char *path, const struct sn_limits *limits,
+static int check_limits(const char *name, const struct sn_limits *limits,
                         const struct sn_probe *p, char *err, size_t err_size)
 {
     if (p->file_size > limits->max_file_size) {
         snprintf(err, err_size,
                  "%s: file size %lld bytes is over the limit of %lld "
-                 "(--max-file-size)", path, (long long)p->file_size,
+                 "(--max-file-size)", name, (long long)p->file_size,
                  (long long)limits->max_file_size);
         return SN_ERR_LIMIT;
     }
@@ -205,7 +205,7 @@ static int check_limits(const char *path, const struct sn_limits *limits,
          p->geometry.coded_height > limits->max_height)) {
         snprintf(err, err_size,
                  "%s: resolution %dx%d is over the limit of %dx%d "
-                 "(--max-width, --max-height)", path,
+                 "(--max-width, --max-height)", name,
                  p->geometry.coded_width, p->geometry.coded_height,
                  limits->max_width, limits->max_height);
         return SN_ERR_LIMIT;
@@ -357,7 +357,7 @@ static void finish_timing(struct sn_probe *p, struct scan *s)
     s->video_us = NULL;
 }
 
-static int scan_packets(const char *path, AVFormatContext *fmt,
+static int scan_packets(const char *name, AVFormatContext *fmt,
                         const struct sn_limits *limits, struct sn_probe *p,
                         char *err, size_t err_size)
 {
@@ -366,6 +366,7 @@ static int scan_packets(const char *path, AVFormatContext *fmt,
                      .audio_end_us = AV_NOPTS_VALUE};
     AVPacket *pkt = av_packet_alloc();
     AVFrame *frame = av_frame_alloc();
+    char cause[SN_ERR_SIZE];
     int rc = 0;
 
     if (pkt == NULL || frame == NULL) {
@@ -400,14 +401,21 @@ static int scan_packets(const char *path, AVFormatContext *fmt,
     if (rc == SN_ERR_LIMIT) {
         snprintf(err, err_size,
                  "%s: more than %lld video frames, the limit (--max-frames)",
-                 path, (long long)limits->max_frames);
+                 name, (long long)limits->max_frames);
         goto out;
     }
     if (rc == -ENOMEM) {
-        snprintf(err, err_size, "%s: out of memory while probing", path);
+        snprintf(err, err_size, "%s: out of memory while probing", name);
         goto out;
     }
-    rc = 0;
+
+    /* A failed read ends the loop like the end of the file would, and
+     * would leave the probe with a truncated timeline. */
+    rc = sn_input_read_error(fmt, cause, sizeof(cause));
+    if (rc < 0) {
+        snprintf(err, err_size, "%s: %s", name, cause);
+        goto out;
+    }
 
     drain_decoder(&vdec, frame);
     drain_decoder(&adec, frame);
@@ -430,9 +438,11 @@ out:
     return rc;
 }
 
-int sn_probe_file(const char *path, const struct sn_limits *limits,
-                  struct sn_probe *p, char *err, size_t err_size)
+int sn_probe_source(const struct sn_source *source,
+                    const struct sn_limits *limits, struct sn_probe *p,
+                    char *err, size_t err_size)
 {
+    const char *name = source->name;
     AVFormatContext *fmt = NULL;
     int rc;
 
@@ -440,7 +450,7 @@ int sn_probe_file(const char *path, const struct sn_limits *limits,
     p->video_index = -1;
     p->audio_index = -1;
 
-    rc = sn_input_open(path, &fmt, err, err_size);
+    rc = sn_input_open_source(source, &fmt, err, err_size);
     if (rc < 0)
         return rc;
 
@@ -449,7 +459,7 @@ int sn_probe_file(const char *path, const struct sn_limits *limits,
     p->audio_index = pick_audio(fmt);
     if (p->video_index < 0 && p->audio_index < 0) {
         snprintf(err, err_size, "%s: no decodable video or audio stream",
-                 path);
+                 name);
         rc = SN_ERR_INPUT;
         goto out;
     }
@@ -464,23 +474,23 @@ int sn_probe_file(const char *path, const struct sn_limits *limits,
                  avcodec_get_name(par->codec_id));
     }
 
-    rc = check_limits(path, limits, p, err, err_size);
+    rc = check_limits(name, limits, p, err, err_size);
     if (rc < 0)
         goto out;
-    rc = scan_packets(path, fmt, limits, p, err, err_size);
+    rc = scan_packets(name, fmt, limits, p, err, err_size);
     if (rc < 0)
         goto out;
 
     if (p->video_index < 0 && p->audio_index < 0) {
         snprintf(err, err_size,
-                 "%s: no video or audio frame could be decoded", path);
+                 "%s: no video or audio frame could be decoded", name);
         rc = SN_ERR_INPUT;
         goto out;
     }
     if (p->duration_us > limits->max_duration_us) {
         snprintf(err, err_size,
                  "%s: duration %.3f s is over the limit of %.3f s "
-                 "(--max-duration)", path, p->duration_us / 1e6,
+                 "(--max-duration)", name, p->duration_us / 1e6,
                  limits->max_duration_us / 1e6);
         rc = SN_ERR_LIMIT;
         goto out;
@@ -491,4 +501,13 @@ out:
     if (rc < 0)
         sn_probe_release(p);
     return rc;
+}
+
+int sn_probe_file(const char *path, const struct sn_limits *limits,
+                  struct sn_probe *p, char *err, size_t err_size)
+{
+    struct sn_source source;
+
+    sn_source_file(&source, path);
+    return sn_probe_source(&source, limits, p, err, err_size);
 }

@@ -11,6 +11,8 @@
 
 #include "plan/ladder.h"
 
+struct sn_source;
+
 /* Limits on what an input may contain; sn_limits_init() sets defaults. */
 struct sn_limits {
     int max_width;            /* coded pixels, default 8192 */
@@ -61,16 +63,22 @@ struct sn_probe {
 };
 
 /*
- * Probes the file at path: opens it with sn_input_open(), picks the best
+ * Probes an input: opens it with sn_input_open_source(), picks the best
  * video and audio streams that decode (an attached picture is not video),
  * decodes the first frame of each to prove it decodes, reads the display
  * matrix, and scans all packets for timing.
  *
  * Returns 0 and fills *probe (release with sn_probe_release()), or
- * SN_ERR_INPUT when the file is not usable media, SN_ERR_LIMIT when it is
- * over a limit, -ENOMEM; err then holds one line naming the file and the
- * cause, and *probe is zeroed.
+ * SN_ERR_INPUT when the input is not usable media, SN_ERR_LIMIT when it is
+ * over a limit, -ENOMEM, or the code of a failed read of the source. err
+ * then contains one line naming source->name and the cause, and *probe is
+ * zeroed.
  */
+int sn_probe_source(const struct sn_source *source,
+                    const struct sn_limits *limits, struct sn_probe *probe,
+                    char *err, size_t err_size);
+
+/* Probes the file at path like sn_probe_source() with sn_source_file(). */
 int sn_probe_file(const char *path, const struct sn_limits *limits,
                   struct sn_probe *probe, char *err, size_t err_size);
 

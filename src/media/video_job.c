@@ -84,7 +84,7 @@ static int failf(struct chunk_run *r, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(cause, sizeof(cause), fmt, ap);
     va_end(ap);
-    snprintf(r->err, r->err_size, "%s: chunk %d: %s", r->job->input,
+    snprintf(r->err, r->err_size, "%s: chunk %d: %s", r->job->source->name,
              r->job->chunk, cause);
     return code;
 }
@@ -699,6 +699,15 @@ static int send_packet(struct chunk_run *r, AVFrame *frame)
     return rc;
 }
 
+/* Demuxers end a stream at a failed read as at the end of the file. */
+static int check_reads(struct chunk_run *r)
+{
+    char cause[SN_ERR_SIZE];
+    int rc = sn_input_read_error(r->fmt, cause, sizeof(cause));
+
+    return rc < 0 ? failf(r, rc, "%s", cause) : 0;
+}
+
 /*
  * Decodes from the seek point to the end of the chunk. Returns RETRY_SEEK
  * when the seek landed after the chunk's first frame (some demuxers seek
@@ -720,6 +729,10 @@ static int decode_chunk(struct chunk_run *r, AVFrame *frame)
         if (rc != 0)
             return rc == CHUNK_COMPLETE ? 0 : rc;
     }
+
+    rc = check_reads(r);
+    if (rc < 0)
+        return rc;
 
     /* End of file: drain the decoder; the chunk ends with the video. */
     avcodec_send_packet(r->dec, NULL);
@@ -868,7 +881,7 @@ static int start_run(struct chunk_run *r, struct sn_video_result *result)
     if (r->held == NULL || r->filtered == NULL || r->pkt == NULL)
         return failf(r, -ENOMEM, "out of memory");
 
-    rc = sn_input_open(job->input, &r->fmt, r->err, r->err_size);
+    rc = sn_input_open_source(job->source, &r->fmt, r->err, r->err_size);
     if (rc < 0)
         return rc;
     if (job->probe->video_index >= (int)r->fmt->nb_streams)

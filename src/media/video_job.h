@@ -12,7 +12,7 @@
 #include "media/job.h"
 
 struct sn_video_job {
-    const char *input;
+    const struct sn_source *source;  /* shared read-only with other jobs */
     const struct sn_probe *probe;
     const struct sn_plan *plan;
     int chunk;                /* index into plan->chunks */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "media/audio_job.h"
+#include "media/input.h"
 #include "media/poster.h"
 #include "media/video_job.h"
 #include "pipeline/pool.h"
@@ -42,6 +43,7 @@ struct job {
 
 struct run {
     const struct sn_process_options *o;
+    struct sn_source source;  /* the input, shared read-only by all jobs */
     struct sn_probe probe;
     struct sn_rung rungs[SN_LADDER_MAX];
     int n_rungs;
@@ -177,7 +179,7 @@ static int run_video(struct run *r, int n, const struct job *job, char *err,
                      size_t err_size)
 {
     struct sn_video_job vj = {
-        .input = r->o->input,
+        .source = &r->source,
         .probe = &r->probe,
         .plan = &r->plan,
         .chunk = job->chunk,
@@ -212,7 +214,7 @@ static int run_video(struct run *r, int n, const struct job *job, char *err,
 static int run_audio(struct run *r, int job, char *err, size_t err_size)
 {
     struct sn_audio_job aj = {
-        .input = r->o->input,
+        .source = &r->source,
         .probe = &r->probe,
         .grid = &r->plan.config,
         .settings = &r->o->encode,
@@ -259,7 +261,7 @@ static int run_job(void *ctx, int n, char *err, size_t err_size)
         return run_audio(r, n, err, err_size);
     case JOB_POSTER:
         snprintf(path, sizeof(path), "%s/poster.jpg", r->work);
-        return sn_poster_run(r->o->input, &r->probe, poster_rung(r), path,
+        return sn_poster_run(&r->source, &r->probe, poster_rung(r), path,
                              err, err_size);
     }
     return -EINVAL;
@@ -613,7 +615,7 @@ static int run_pipeline(struct run *r, char *err, size_t err_size)
     struct sn_pool_ops ops = {run_job, job_done, tick, r};
     int rc;
 
-    rc = sn_probe_file(o->input, &o->limits, &r->probe, err, err_size);
+    rc = sn_probe_source(&r->source, &o->limits, &r->probe, err, err_size);
     if (rc == 0)
         rc = choose_ladder(r, err, err_size);
     if (rc < 0)
@@ -652,6 +654,7 @@ int sn_process_run(const struct sn_process_options *o, char *err,
     if (rc < 0)
         return rc;
 
+    sn_source_file(&r.source, o->input);
     r.started = now();
     r.frames_done = mmap(NULL, sizeof(int64_t), PROT_READ | PROT_WRITE,
                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -87,6 +87,16 @@ struct sn_store {
 int sn_store_key_valid(const char *key);
 
 /*
+ * Checks key like sn_store_key_valid(). Returns 0 when it is usable. Else
+ * writes one line into err, naming the store, the key and the rule it
+ * breaks, and returns SN_ERR_INPUT. Control characters and bytes that are
+ * not UTF-8 are escaped, so the line stays printable. Backends call it at
+ * the top of every operation.
+ */
+int sn_store_key_check(const struct sn_store *s, const char *key, char *err,
+                       size_t err_size);
+
+/*
  * Opens the local backend over the folder root, creating it if needed.
  * Keys map to paths below root; a key's components become folders.
  * Temporary files live in root/.tmp, which list() skips. Returns 0 and
