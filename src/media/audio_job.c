@@ -299,6 +299,10 @@ static int decode_all(struct audio_run *r)
             rc = failf(r, SN_ERR_INTERRUPTED, "interrupted");
             break;
         }
+        /* No video frames here, but a tick lets the caller know the job
+         * is alive (the worker extends its lease on it). */
+        if (r->job->hooks.frames_done != NULL)
+            r->job->hooks.frames_done(r->job->hooks.opaque, 0);
         rc = av_read_frame(r->fmt, r->pkt);
         if (rc < 0) {
             eof = 1;

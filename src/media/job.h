@@ -47,7 +47,9 @@ struct sn_segment_info {
 
 /* Hooks a running job calls; all may be NULL. */
 struct sn_job_hooks {
-    /* Called after every source frame a job finishes, from its thread. */
+    /* Called after every source frame a job finishes, from its thread; the
+     * audio job calls it with 0 for every packet it reads, as a sign of
+     * life. */
     void (*frames_done)(void *opaque, int64_t frames);
     void *opaque;
     /* Non-zero requests the job to stop; it then returns SN_ERR_INTERRUPTED. */

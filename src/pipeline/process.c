@@ -15,6 +15,7 @@
 #include "media/input.h"
 #include "media/poster.h"
 #include "media/video_job.h"
+#include "pipeline/jobplan.h"
 #include "pipeline/pool.h"
 #include "pipeline/publish.h"
 #include "util/error.h"
@@ -26,30 +27,10 @@
 /* Maximum input or output path length, leaving room for derived names. */
 #define MAX_OUTPUT_PATH (PATH_MAX - 256)
 
-enum job_kind { JOB_VIDEO, JOB_AUDIO, JOB_POSTER };
-
-/*
- * A video job encodes one chunk for a group of rungs: the top rung alone,
- * or all the others. Two groups halve what one worker keeps in memory
- * (each x264 encoder keeps its lookahead frames) and let two workers share
- * the first chunk, for the price of decoding every chunk twice.
- */
-struct job {
-    enum job_kind kind;
-    int chunk;
-    int first_rung;
-    int n_rungs;
-};
-
 struct run {
     const struct sn_process_options *o;
     struct sn_source source;  /* the input, shared read-only by all jobs */
-    struct sn_probe probe;
-    struct sn_rung rungs[SN_LADDER_MAX];
-    int n_rungs;
-    struct sn_plan plan;
-    struct job *jobs;
-    int n_jobs;
+    struct sn_job_plan jp;    /* probe, ladder, segments and jobs */
     char output[PATH_MAX];    /* the output folder, without trailing '/' */
     char work[PATH_MAX];      /* working folder, renamed to output at the end */
     char results[PATH_MAX];   /* work/.jobs */
@@ -85,58 +66,6 @@ void sn_process_options_init(struct sn_process_options *o)
 }
 
 /* ---- job results as JSON files ---------------------------------------- */
-
-static json_t *segments_to_json(const struct sn_segment_info *s, int n)
-{
-    json_t *list = json_array();
-
-    for (int i = 0; i < n; i++) {
-        json_t *iframes = json_array();
-
-        for (int j = 0; j < s[i].n_iframes; j++)
-            json_array_append_new(iframes,
-                                  json_pack("[I,I,I]", s[i].iframes[j].pts,
-                                            s[i].iframes[j].offset,
-                                            s[i].iframes[j].length));
-        json_array_append_new(
-            list, json_pack("{s:i,s:I,s:I,s:I,s:I,s:i,s:o}", "index",
-                            s[i].index, "grid", s[i].grid_index, "first",
-                            s[i].first_pts, "end", s[i].end_pts, "bytes",
-                            s[i].bytes, "frames", s[i].frames, "iframes",
-                            iframes));
-    }
-    return list;
-}
-
-static int segment_from_json(json_t *j, struct sn_segment_info *s)
-{
-    json_t *iframes = NULL;
-    json_int_t index, grid, first, end, bytes, frames;
-    size_t k;
-    json_t *v;
-
-    memset(s, 0, sizeof(*s));
-    if (json_unpack(j, "{s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "index", &index,
-                    "grid", &grid, "first", &first, "end", &end, "bytes",
-                    &bytes, "frames", &frames, "iframes", &iframes) < 0)
-        return -EINVAL;
-    s->index = (int)index;
-    s->grid_index = grid;
-    s->first_pts = first;
-    s->end_pts = end;
-    s->bytes = bytes;
-    s->frames = (int)frames;
-    json_array_foreach(iframes, k, v) {
-        json_int_t pts, offset, length;
-
-        if (k >= SN_MAX_IFRAMES ||
-            json_unpack(v, "[I,I,I]", &pts, &offset, &length) < 0)
-            return -EINVAL;
-        s->iframes[k] = (struct sn_iframe){pts, offset, length};
-        s->n_iframes = (int)k + 1;
-    }
-    return 0;
-}
 
 static int save_result(struct run *r, int job, json_t *result, char *err,
                        size_t err_size)
@@ -175,20 +104,20 @@ static void count_frames(void *opaque, int64_t frames)
     __atomic_add_fetch((int64_t *)opaque, frames, __ATOMIC_RELAXED);
 }
 
-static int run_video(struct run *r, int n, const struct job *job, char *err,
+static int run_video(struct run *r, int n, const struct sn_job *job, char *err,
                      size_t err_size)
 {
     struct sn_video_job vj = {
         .source = &r->source,
-        .probe = &r->probe,
-        .plan = &r->plan,
+        .probe = &r->jp.probe,
+        .plan = &r->jp.plan,
         .chunk = job->chunk,
-        .rungs = r->rungs + job->first_rung,
+        .rungs = r->jp.rungs + job->first_rung,
         .n_rungs = job->n_rungs,
         .settings = &r->o->encode,
         .out_dir = r->work,
         /* Frames count once per chunk: in the group with the top rung. */
-        .hooks = {job->first_rung + job->n_rungs == r->n_rungs ? count_frames
+        .hooks = {job->first_rung + job->n_rungs == r->jp.n_rungs ? count_frames
                                                                : NULL,
                   r->frames_done, r->o->cancel},
     };
@@ -203,7 +132,7 @@ static int run_video(struct run *r, int n, const struct job *job, char *err,
         json_array_append_new(
             rungs, json_pack("{s:s,s:o}", "codecs", res.rungs[i].codecs,
                              "segments",
-                             segments_to_json(res.rungs[i].segments,
+                             sn_segments_to_json(res.rungs[i].segments,
                                               res.rungs[i].n_segments)));
     sn_video_result_release(&res);
     return save_result(r, n, json_pack("{s:i,s:o}", "first_rung",
@@ -215,8 +144,8 @@ static int run_audio(struct run *r, int job, char *err, size_t err_size)
 {
     struct sn_audio_job aj = {
         .source = &r->source,
-        .probe = &r->probe,
-        .grid = &r->plan.config,
+        .probe = &r->jp.probe,
+        .grid = &r->jp.plan.config,
         .settings = &r->o->encode,
         .out_dir = r->work,
         .hooks = {NULL, NULL, r->o->cancel},
@@ -229,39 +158,25 @@ static int run_audio(struct run *r, int job, char *err, size_t err_size)
         return rc;
     result = json_pack("{s:s,s:i,s:o}", "codecs", res.codecs, "channels",
                        res.channels, "segments",
-                       segments_to_json(res.segments, res.n_segments));
+                       sn_segments_to_json(res.segments, res.n_segments));
     sn_audio_result_release(&res);
     return save_result(r, job, result, err, err_size);
-}
-
-/* The poster uses the largest rung up to 720 lines. */
-static const struct sn_rung *poster_rung(const struct run *r)
-{
-    const struct sn_rung *best = &r->rungs[0];
-
-    for (int i = 1; i < r->n_rungs; i++) {
-        int s = r->rungs[i].width < r->rungs[i].height ? r->rungs[i].width
-                                                        : r->rungs[i].height;
-        if (s <= 720)
-            best = &r->rungs[i];
-    }
-    return best;
 }
 
 static int run_job(void *ctx, int n, char *err, size_t err_size)
 {
     struct run *r = ctx;
-    const struct job *job = &r->jobs[n];
+    const struct sn_job *job = &r->jp.jobs[n];
     char path[PATH_MAX];
 
     switch (job->kind) {
-    case JOB_VIDEO:
+    case SN_JOB_VIDEO:
         return run_video(r, n, job, err, err_size);
-    case JOB_AUDIO:
+    case SN_JOB_AUDIO:
         return run_audio(r, n, err, err_size);
-    case JOB_POSTER:
+    case SN_JOB_POSTER:
         snprintf(path, sizeof(path), "%s/poster.jpg", r->work);
-        return sn_poster_run(&r->source, &r->probe, poster_rung(r), path,
+        return sn_poster_run(&r->source, &r->jp.probe, sn_poster_rung(&r->jp), path,
                              err, err_size);
     }
     return -EINVAL;
@@ -280,7 +195,7 @@ static int collect_segments(struct sn_rendition *rend, json_t *segments,
     json_array_foreach(segments, k, v) {
         struct sn_segment_info s;
 
-        if (segment_from_json(v, &s) < 0 || sn_rendition_add(rend, &s) < 0)
+        if (sn_segment_from_json(v, &s) < 0 || sn_rendition_add(rend, &s) < 0)
             return -EINVAL;
     }
     return 0;
@@ -288,19 +203,19 @@ static int collect_segments(struct sn_rendition *rend, json_t *segments,
 
 static int collect(struct run *r, int n)
 {
-    const struct job *job = &r->jobs[n];
+    const struct sn_job *job = &r->jp.jobs[n];
     json_t *result, *rungs, *v;
     const char *codecs = NULL;
     int channels = 0, rc = 0;
     size_t i;
 
-    if (job->kind == JOB_POSTER)
+    if (job->kind == SN_JOB_POSTER)
         return 0;
     result = load_result(r, n);
     if (result == NULL)
         return -EINVAL;
 
-    if (job->kind == JOB_AUDIO) {
+    if (job->kind == SN_JOB_AUDIO) {
         json_unpack(result, "{s:s,s:i}", "codecs", &codecs, "channels",
                     &channels);
         snprintf(r->out.audio.codecs, sizeof(r->out.audio.codecs), "%s",
@@ -316,7 +231,7 @@ static int collect(struct run *r, int n)
         json_array_foreach(rungs, i, v) {
             struct sn_rendition *rend = &r->out.video[first + (int)i];
 
-            if (first < 0 || first + (int)i >= r->n_rungs)
+            if (first < 0 || first + (int)i >= r->jp.n_rungs)
                 break;
             snprintf(rend->codecs, sizeof(rend->codecs), "%s",
                      json_string_value(json_object_get(v, "codecs")));
@@ -367,75 +282,11 @@ static void tick(void *ctx)
 
     if (r->o->events.progress)
         r->o->events.progress(r->o->events.opaque, done,
-                              (int64_t)r->probe.n_frames,
+                              (int64_t)r->jp.probe.n_frames,
                               now() - r->started);
 }
 
 /* ---- planning ---------------------------------------------------------- */
-
-static int plan_jobs(struct run *r, char *err, size_t err_size)
-{
-    const struct sn_probe *p = &r->probe;
-    int64_t *times = p->frame_us;
-    size_t n_times = p->n_frames;
-    int64_t audio_end[1];
-    int rc, k = 0;
-
-    /* Audio-only: plan the grid over the audio so chunks stay meaningful. */
-    if (p->video_index < 0) {
-        audio_end[0] = p->audio_start_us;
-        times = audio_end;
-        n_times = 1;
-    }
-    rc = sn_plan_chunks(&r->o->chunks, times, n_times, &r->plan);
-    if (rc < 0) {
-        snprintf(err, err_size, "%s: cannot plan segments (%s)",
-                 r->o->input, strerror(-rc));
-        return SN_ERR_INPUT;
-    }
-
-    r->jobs = calloc((size_t)r->plan.n_chunks * 2 + 2, sizeof(*r->jobs));
-    if (r->jobs == NULL)
-        return -ENOMEM;
-
-    /* The first chunk goes first so the start is playable soonest; audio
-     * next, because every player needs its first segment too. */
-    for (int c = 0; p->video_index >= 0 && c < r->plan.n_chunks; c++) {
-        int top = r->n_rungs - 1;
-
-        if (top > 0 && r->o->split_rungs) {
-            r->jobs[k++] = (struct job){JOB_VIDEO, c, top, 1};
-            r->jobs[k++] = (struct job){JOB_VIDEO, c, 0, top};
-        } else {
-            r->jobs[k++] = (struct job){JOB_VIDEO, c, 0, r->n_rungs};
-        }
-        if (c == 0 && p->audio_index >= 0)
-            r->jobs[k++] = (struct job){JOB_AUDIO, 0, 0, 0};
-    }
-    if (p->video_index < 0 && p->audio_index >= 0)
-        r->jobs[k++] = (struct job){JOB_AUDIO, 0, 0, 0};
-    if (p->video_index >= 0)
-        r->jobs[k++] = (struct job){JOB_POSTER, 0, 0, 0};
-    r->n_jobs = k;
-    return 0;
-}
-
-static int choose_ladder(struct run *r, char *err, size_t err_size)
-{
-    int rc;
-
-    if (r->probe.video_index < 0)
-        return 0;
-    rc = sn_ladder_choose(&r->probe.geometry, &r->o->ladder, r->rungs,
-                          &r->n_rungs);
-    if (rc < 0 || r->n_rungs == 0) {
-        snprintf(err, err_size, "%s: cannot choose a ladder for %dx%d",
-                 r->o->input, r->probe.geometry.coded_width,
-                 r->probe.geometry.coded_height);
-        return SN_ERR_INPUT;
-    }
-    return 0;
-}
 
 static int prepare_output(struct run *r, char *err, size_t err_size)
 {
@@ -443,15 +294,15 @@ static int prepare_output(struct run *r, char *err, size_t err_size)
     int rc = 0;
 
     out->format = r->o->encode.format;
-    out->rungs = r->rungs;
-    out->n_rungs = r->n_rungs;
-    for (int i = 0; rc == 0 && i < r->n_rungs; i++) {
+    out->rungs = r->jp.rungs;
+    out->n_rungs = r->jp.n_rungs;
+    for (int i = 0; rc == 0 && i < r->jp.n_rungs; i++) {
         snprintf(out->video[i].name, sizeof(out->video[i].name), "%s",
-                 r->rungs[i].name);
+                 r->jp.rungs[i].name);
         out->video[i].timescale = SN_VIDEO_TIMESCALE;
-        rc = sn_rendition_reserve(&out->video[i], r->plan.n_segments);
+        rc = sn_rendition_reserve(&out->video[i], r->jp.plan.n_segments);
     }
-    out->has_audio = r->probe.audio_index >= 0;
+    out->has_audio = r->jp.probe.audio_index >= 0;
     snprintf(out->audio.name, sizeof(out->audio.name), "audio");
     out->audio.timescale = SN_AUDIO_RATE;
     if (rc < 0) {
@@ -479,13 +330,13 @@ static int make_work_folder(struct run *r, char *err, size_t err_size)
 
     sn_remove_tree(r->work);
     rc = sn_mkdirs(r->results);
-    for (int i = 0; rc == 0 && i <= r->n_rungs; i++) {
+    for (int i = 0; rc == 0 && i <= r->jp.n_rungs; i++) {
         char path[PATH_MAX];
 
-        if (i == r->n_rungs && r->probe.audio_index < 0)
+        if (i == r->jp.n_rungs && r->jp.probe.audio_index < 0)
             break;
         snprintf(path, sizeof(path), "%s/%s", r->work,
-                 i < r->n_rungs ? r->rungs[i].name : "audio");
+                 i < r->jp.n_rungs ? r->jp.rungs[i].name : "audio");
         rc = sn_mkdirs(path);
     }
     if (rc < 0) {
@@ -566,9 +417,7 @@ static void release_run(struct run *r)
     for (int i = 0; i < SN_LADDER_MAX; i++)
         sn_rendition_release(&r->out.video[i]);
     sn_rendition_release(&r->out.audio);
-    sn_plan_release(&r->plan);
-    sn_probe_release(&r->probe);
-    free(r->jobs);
+    sn_job_plan_release(&r->jp);
     if (r->frames_done != NULL)
         munmap(r->frames_done, sizeof(int64_t));
 }
@@ -613,28 +462,30 @@ static int run_pipeline(struct run *r, char *err, size_t err_size)
 {
     const struct sn_process_options *o = r->o;
     struct sn_pool_ops ops = {run_job, job_done, tick, r};
+    struct sn_probe probe;
     int rc;
 
-    rc = sn_probe_source(&r->source, &o->limits, &r->probe, err, err_size);
+    rc = sn_probe_source(&r->source, &o->limits, &probe, err, err_size);
     if (rc == 0)
-        rc = choose_ladder(r, err, err_size);
+        rc = sn_job_plan_build(&probe, &o->ladder, &o->chunks, &o->encode,
+                               o->split_rungs, o->input, &r->jp, err,
+                               err_size);
     if (rc < 0)
         return rc;
     if (o->events.probed)
-        o->events.probed(o->events.opaque, &r->probe, r->rungs, r->n_rungs);
+        o->events.probed(o->events.opaque, &r->jp.probe, r->jp.rungs,
+                         r->jp.n_rungs);
 
-    rc = plan_jobs(r, err, err_size);
-    if (rc == 0)
-        rc = prepare_output(r, err, err_size);
+    rc = prepare_output(r, err, err_size);
     if (rc < 0)
         return rc;
     if (o->events.planned)
-        o->events.planned(o->events.opaque, &r->plan, r->n_jobs);
+        o->events.planned(o->events.opaque, &r->jp.plan, r->jp.n_jobs);
 
     rc = make_work_folder(r, err, err_size);
     if (rc < 0)
         return rc;
-    rc = sn_pool_run(o->worker_mode, o->workers, r->n_jobs, &ops, o->cancel,
+    rc = sn_pool_run(o->worker_mode, o->workers, r->jp.n_jobs, &ops, o->cancel,
                      err, err_size);
     if (rc == 0)
         rc = sn_publish(r->work, &r->out, 1, err, err_size);
@@ -649,7 +500,7 @@ int sn_process_run(const struct sn_process_options *o, char *err,
     struct run r = {.o = o};
     int rc;
 
-    sn_probe_release(&r.probe);
+    sn_probe_release(&r.jp.probe);
     rc = check_options(&r, err, err_size);
     if (rc < 0)
         return rc;

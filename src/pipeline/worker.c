@@ -424,6 +424,41 @@ static int publish(struct work *w, const struct sn_video *v, int final,
     return rc;
 }
 
+/* Removes what older generations of the video left in a store. */
+struct sweep {
+    struct sn_store *store;
+    const char *keep;         /* prefix of the current generation */
+};
+
+static int remove_unless_kept(void *opaque, const char *key, int64_t size)
+{
+    struct sweep *s = opaque;
+    char err[SN_ERR_SIZE];
+
+    (void)size;
+    if (strncmp(key, s->keep, strlen(s->keep)) != 0 &&
+        s->store->ops->remove(s->store, key, err, sizeof(err)) < 0)
+        sn_log(SN_LOG_WARN, NULL, NULL, "%s", err);
+    return 0;
+}
+
+static void sweep_older_generations(struct work *w)
+{
+    char prefix[96], keep[128], err[SN_ERR_SIZE];
+    struct sweep hls = {w->b->hls, keep}, jobs = {w->b->uploads, keep};
+
+    snprintf(prefix, sizeof(prefix), "%s/", w->id);
+    snprintf(keep, sizeof(keep), "%s/", w->prefix);
+    if (w->b->hls->ops->list(w->b->hls, prefix, remove_unless_kept, &hls,
+                             err, sizeof(err)) < 0)
+        sn_log(SN_LOG_WARN, w->id, NULL, "%s", err);
+    snprintf(prefix, sizeof(prefix), "jobs/%s/", w->id);
+    snprintf(keep, sizeof(keep), "jobs/%s/", w->prefix);
+    if (w->b->uploads->ops->list(w->b->uploads, prefix, remove_unless_kept,
+                                 &jobs, err, sizeof(err)) < 0)
+        sn_log(SN_LOG_WARN, w->id, NULL, "%s", err);
+}
+
 static int stale(const struct work *w, const struct sn_video *v)
 {
     return v->generation != w->generation || v->status == SN_VIDEO_FAILED;
@@ -462,8 +497,12 @@ static int refresh(struct work *w, char *err, size_t err_size)
     sn_video_release(&v);
     if (rc == SN_ERR_CONFLICT)
         return 0;             /* a newer upload or a failure came first */
-    if (rc == 0 && won)
+    if (rc == 0 && won) {
         sn_log(SN_LOG_INFO, w->id, w->job_name, "video ready");
+        /* Players of an older generation may still be fetching its
+         * segments; they have had at least this whole run to move on. */
+        sweep_older_generations(w);
+    }
     return rc;
 }
 
