@@ -140,6 +140,9 @@ if ! run_step "setup" "$root/scripts/setup.sh"; then
     exit 1
 fi
 
+# hls.js for the web page and playwright-core for the browser test.
+run_step "npm packages" "$root/scripts/npm-install.sh"
+
 if run_step "build/ (RelWithDebInfo, -Werror)" "$root/scripts/build.sh"; then
     run_step "all tests in build/" \
         run_ctest "$root/build" --parallel "$test_jobs"
@@ -151,6 +154,8 @@ if run_step "build-asan/ (Debug, sanitizers, -Werror)" build_asan; then
         sanitized run_ctest "$root/build-asan" -L unit
     run_step "$asan_media_case in build-asan/" \
         sanitized run_ctest "$root/build-asan" -R "^${asan_media_case}\$"
+    run_step "test_pipeline in build-asan/" \
+        sanitized run_ctest "$root/build-asan" -R "^test_pipeline\$"
 fi
 
 echo

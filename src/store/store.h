@@ -99,8 +99,9 @@ int sn_store_key_check(const struct sn_store *s, const char *key, char *err,
 /*
  * Opens the local backend over the folder root, creating it if needed.
  * Keys map to paths below root; a key's components become folders.
- * Temporary files live in root/.tmp, which list() skips. Returns 0 and
- * *out, or SN_ERR_BACKEND with the cause in err.
+ * Temporary files live in root/.tmp, which list() skips; opening removes
+ * those of processes that no longer exist. Returns 0 and *out, or
+ * SN_ERR_BACKEND with the cause in err.
  */
 int sn_store_fs_open(const char *root, struct sn_store **out, char *err,
                      size_t err_size);

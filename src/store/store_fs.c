@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -413,9 +414,8 @@ static int fs_head(struct sn_store *s, const char *key,
 /*
  * Creates a new empty file in root/.tmp, named from the process id and a
  * counter. Returns its descriptor and writes its name into name, or
- * -errno.
- * NOTE: a process that dies before the rename leaves its file in
- * root/.tmp, and nothing removes such files yet.
+ * -errno. A process that dies before the rename leaves its file behind
+ * until the next sn_store_fs_open() of the folder removes it.
  */
 static int create_temp(struct fs_store *fs, char *name, size_t name_size)
 {
@@ -801,8 +801,10 @@ static int fs_scratch(struct sn_store *s, char *path, size_t path_size,
     const struct fs_store *fs = (const struct fs_store *)s;
     int n;
 
-    n = snprintf(path, path_size, "%s/" TMP_PREFIX "/scratch-XXXXXX",
-                 fs->root);
+    /* The process id in the name tells a later sn_store_fs_open() whether
+     * the folder's owner is still alive. */
+    n = snprintf(path, path_size, "%s/" TMP_PREFIX "/scratch-%ld-XXXXXX",
+                 fs->root, (long)getpid());
     if (n < 0 || (size_t)n >= path_size) {
         snprintf(err, err_size,
                  "%s: no room for a scratch folder path in %zu bytes",
@@ -884,6 +886,39 @@ static int open_root(struct fs_store *fs, const char *root, char *err,
     return 0;
 }
 
+/*
+ * Removes what dead processes left in root/.tmp: temporary files
+ * ("put-PID-N") and scratch folders ("scratch-PID-XXXXXX") whose process
+ * no longer exists. Only processes of this machine use a folder store, so
+ * the process id is enough to tell; a reused id only delays the removal.
+ */
+static void remove_leftovers(struct fs_store *fs)
+{
+    char path[PATH_MAX];
+    struct dirent *e;
+    DIR *d;
+    int fd = openat(fs->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        long pid = 0;
+
+        if (sscanf(e->d_name, "put-%ld-", &pid) != 1 &&
+            sscanf(e->d_name, "scratch-%ld-", &pid) != 1)
+            continue;
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(path, sizeof(path), "%s/" TMP_PREFIX "/%s", fs->root,
+                 e->d_name);
+        sn_remove_tree(path);
+    }
+    closedir(d);
+}
+
 int sn_store_fs_open(const char *root, struct sn_store **out, char *err,
                      size_t err_size)
 {
@@ -907,6 +942,7 @@ int sn_store_fs_open(const char *root, struct sn_store **out, char *err,
         fs_close(&fs->store);
         return rc;
     }
+    remove_leftovers(fs);
     fs->store.ops = &fs_ops;
     snprintf(fs->store.name, sizeof(fs->store.name), "%s", fs->root);
     *out = &fs->store;
