@@ -49,7 +49,7 @@ struct worker {
     int started;
 };
 
-/* What the process shares: the stores, and the server's handles. */
+/* The state of the process: stores, database handles, worker threads. */
 struct app {
     struct options o;
     char db_path[PATH_MAX];
@@ -184,7 +184,9 @@ static void options_init(struct options *o, int serve)
     o->data = (env = getenv("SINATRA_DATA")) && *env ? env : "sinatra-data";
     o->host = (env = getenv("SINATRA_HOST")) && *env ? env : "127.0.0.1";
     o->port = 8080;
-    o->workers = serve ? (cores > 0 ? (int)cores : 1) : 1;
+    o->workers = 1;
+    if (serve && cores > 0)
+        o->workers = (int)cores;
     o->http_threads = 4;
     o->max_upload = INT64_C(8) << 30;
     o->max_receives = 5;
@@ -443,7 +445,7 @@ static int on_upload(void *opaque, const char *key, char *video_id,
     return orchestrate(opaque, key, video_id, err, err_size);
 }
 
-/* What one look at videos/stream/ remembers of each file. */
+/* A file seen in videos/stream/, with its tag at that look. */
 struct seen {
     char key[SN_STORE_MAX_KEY + 1];
     char tag[80];
@@ -466,10 +468,10 @@ static const char *previous_tag(const struct scan *s, const char *key)
 }
 
 /*
- * Orchestrates a file found in videos/stream/ when state does not know
- * this version of it yet and it has not changed since the last look, or
- * when state knows it but it was never planned (a crash between upload
- * and plan) and nothing has touched it for a while.
+ * Orchestrates a file found in videos/stream/ in two cases. Its version
+ * is not in state yet and has not changed since the last look. Or state
+ * has it, but it was never planned (a crash between upload and plan) and
+ * its record has not changed for 30 s.
  */
 static int consider(void *opaque, const char *key, int64_t size)
 {

@@ -37,10 +37,11 @@ struct sn_server_config {
      * be NULL. Never held while uploaded() runs (it takes the lock too). */
     pthread_mutex_t *state_lock;
     int64_t max_upload_bytes; /* default 8 GiB */
-    /* Called on an HTTP thread once an upload is in place under key
-     * ("stream/NAME"). Returns 0, or a negative SN_ERR_* code with one
-     * line in err, which the client gets with a 4xx or 5xx. Sets video_id
-     * (SN_VIDEO_ID_LEN + 1 bytes) for the response. */
+    /* Called on a thread of its own (the HTTP thread when none can start)
+     * once an upload is in place under key ("stream/NAME"). Returns 0, or
+     * a negative SN_ERR_* code with one line in err, which the client gets
+     * with a 4xx or 5xx. Sets video_id (SN_VIDEO_ID_LEN + 1 bytes) for the
+     * response. */
     int (*uploaded)(void *opaque, const char *key, char *video_id,
                     char *err, size_t err_size);
     void *opaque;

@@ -266,7 +266,7 @@ static int process_in_order(struct env *e, char *id, char **bodies)
     return n;
 }
 
-static void pipeline_jobs_in_order_make_a_ready_vod_ladder(void)
+static void jobs_in_order_give_vod(void)
 {
     struct env e;
     struct snapshot s;
@@ -291,7 +291,7 @@ static void pipeline_jobs_in_order_make_a_ready_vod_ladder(void)
     env_close(&e);
 }
 
-static void pipeline_redelivered_jobs_leave_bytes_and_state_unchanged(void)
+static void redelivery_changes_nothing(void)
 {
     struct env e;
     struct snapshot before, after;
@@ -327,7 +327,7 @@ static void pipeline_redelivered_jobs_leave_bytes_and_state_unchanged(void)
     env_close(&e);
 }
 
-static void pipeline_jobs_in_reverse_order_give_the_same_bytes(void)
+static void reverse_order_gives_same_bytes(void)
 {
     struct env a, b;
     struct snapshot sa, sb;
@@ -362,7 +362,7 @@ static void pipeline_jobs_in_reverse_order_give_the_same_bytes(void)
     env_close(&b);
 }
 
-static void pipeline_event_playlists_grow_and_master_waits_for_every_rung(
+static void event_playlists_before_master(
     void)
 {
     struct env e;
@@ -403,7 +403,7 @@ static void pipeline_event_playlists_grow_and_master_waits_for_every_rung(
     env_close(&e);
 }
 
-static void pipeline_stale_generation_never_touches_the_new_upload(void)
+static void stale_generation_is_dropped(void)
 {
     struct env e;
     struct snapshot s1, s2;
@@ -446,7 +446,7 @@ static void pipeline_stale_generation_never_touches_the_new_upload(void)
     env_close(&e);
 }
 
-static void pipeline_repeated_upload_event_sends_no_new_jobs(void)
+static void repeated_event_sends_nothing(void)
 {
     struct env e;
     char id[SN_VIDEO_ID_LEN + 1], err[SN_ERR_SIZE] = "";
@@ -464,7 +464,7 @@ static void pipeline_repeated_upload_event_sends_no_new_jobs(void)
     env_close(&e);
 }
 
-static void pipeline_non_media_upload_fails_with_a_reason(void)
+static void non_media_upload_fails(void)
 {
     struct env e;
     struct sn_video v = {0};
@@ -487,7 +487,7 @@ static void pipeline_non_media_upload_fails_with_a_reason(void)
     env_close(&e);
 }
 
-static void pipeline_upload_names_are_checked(void)
+static void upload_names_are_checked(void)
 {
     char id[SN_VIDEO_ID_LEN + 1];
 
@@ -518,11 +518,11 @@ static void pipeline_upload_names_are_checked(void)
 }
 
 SN_TEST_MAIN(
-    TEST_CASE(pipeline_upload_names_are_checked),
-    TEST_CASE(pipeline_jobs_in_order_make_a_ready_vod_ladder),
-    TEST_CASE(pipeline_redelivered_jobs_leave_bytes_and_state_unchanged),
-    TEST_CASE(pipeline_jobs_in_reverse_order_give_the_same_bytes),
-    TEST_CASE(pipeline_event_playlists_grow_and_master_waits_for_every_rung),
-    TEST_CASE(pipeline_stale_generation_never_touches_the_new_upload),
-    TEST_CASE(pipeline_repeated_upload_event_sends_no_new_jobs),
-    TEST_CASE(pipeline_non_media_upload_fails_with_a_reason))
+    TEST_CASE(upload_names_are_checked),
+    TEST_CASE(jobs_in_order_give_vod),
+    TEST_CASE(redelivery_changes_nothing),
+    TEST_CASE(reverse_order_gives_same_bytes),
+    TEST_CASE(event_playlists_before_master),
+    TEST_CASE(stale_generation_is_dropped),
+    TEST_CASE(repeated_event_sends_nothing),
+    TEST_CASE(non_media_upload_fails))
