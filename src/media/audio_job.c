@@ -149,6 +149,9 @@ static int end_segment(struct audio_run *r, int64_t end_pts)
     info->end_pts = end_pts;
     sn_segment_bytes_release(&bytes);
     r->open_grid = -1;
+    if (rc == 0 && r->job->segment_written != NULL)
+        rc = r->job->segment_written(r->job->segment_opaque, r->result,
+                                     r->err, r->err_size);
     return rc;
 }
 

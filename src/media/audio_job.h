@@ -9,6 +9,13 @@
 
 #include "media/job.h"
 
+struct sn_audio_result {
+    char codecs[32];          /* "mp4a.40.2" from the encoder's config */
+    int channels;
+    int n_segments;
+    struct sn_segment_info *segments;
+};
+
 struct sn_audio_job {
     const struct sn_source *source;  /* shared read-only with other jobs */
     const struct sn_probe *probe;
@@ -16,13 +23,14 @@ struct sn_audio_job {
     const struct sn_encode_settings *settings;
     const char *out_dir;      /* segments go to out_dir/audio/ */
     struct sn_job_hooks hooks;
-};
-
-struct sn_audio_result {
-    char codecs[32];          /* "mp4a.40.2" from the encoder's config */
-    int channels;
-    int n_segments;
-    struct sn_segment_info *segments;
+    /* Called, when not NULL, after each segment file is complete in
+     * out_dir/audio/, with the result so far: the codec string, the
+     * channels and every segment up to that one. The caller may move the
+     * files written so far (init.mp4 and the segments) elsewhere. */
+    int (*segment_written)(void *opaque,
+                           const struct sn_audio_result *so_far, char *err,
+                           size_t err_size);
+    void *segment_opaque;
 };
 
 /*

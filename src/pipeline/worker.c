@@ -39,6 +39,10 @@ struct work {
     int have_plan;
 };
 
+static int move_outputs(struct work *w, const char *dir, const char *rel,
+                        int depth, char *err, size_t err_size);
+static int refresh(struct work *w, char *err, size_t err_size);
+
 static int parse_body(const char *body, struct work *w, char *err,
                       size_t err_size)
 {
@@ -117,6 +121,65 @@ static json_t *video_result_json(const struct sn_job *job,
                      rungs);
 }
 
+/*
+ * The audio job encodes the whole track, which takes a while for a long
+ * video, and players need its first segment before they can start. So
+ * while it runs, its finished segments go to the store at once, and the
+ * segments so far are saved as a partial result that the EVENT playlists
+ * use until the job is done: on the first segment, then every 2 s.
+ */
+struct audio_progress {
+    struct work *w;
+    const char *dir;
+    struct timespec published;
+    int n_published;
+};
+
+static int publish_audio_so_far(void *opaque,
+                                const struct sn_audio_result *so_far,
+                                char *err, size_t err_size)
+{
+    struct audio_progress *p = opaque;
+    struct work *w = p->w;
+    char key[SN_STORE_MAX_KEY + 1], name[40];
+    struct timespec now;
+    json_t *partial;
+    char *text;
+    int rc;
+
+    rc = move_outputs(w, p->dir, "audio", 1, err, err_size);
+    if (rc < 0)
+        return rc;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (p->n_published > 0 && now.tv_sec - p->published.tv_sec < 2)
+        return 0;
+
+    partial = json_pack("{s:s,s:i,s:o}", "codecs", so_far->codecs,
+                        "channels", so_far->channels, "segments",
+                        sn_segments_to_json(so_far->segments,
+                                            so_far->n_segments));
+    text = partial != NULL ? json_dumps(partial, JSON_COMPACT) : NULL;
+    json_decref(partial);
+    if (text == NULL) {
+        snprintf(err, err_size, "video %s audio: out of memory", w->id);
+        return -ENOMEM;
+    }
+    snprintf(name, sizeof(name), "%05d.partial.json", w->job);
+    key_for(w, name, key, sizeof(key));
+    rc = sn_store_put(w->b->uploads, key, text, strlen(text), err, err_size);
+    free(text);
+    if (rc < 0)
+        return rc;
+    p->published = now;
+    p->n_published++;
+
+    /* Playlists lagging behind are not worth failing the job for. */
+    if (refresh(w, err, err_size) < 0)
+        sn_log(SN_LOG_WARN, w->id, w->job_name, "%s", err);
+    err[0] = '\0';
+    return 0;
+}
+
 /* Runs the job into dir; *result gets what the playlists need. */
 static int run_job(struct work *w, const char *dir, json_t **result,
                    char *err, size_t err_size)
@@ -162,6 +225,7 @@ static int run_job(struct work *w, const char *dir, json_t **result,
         break;
     }
     case SN_JOB_AUDIO: {
+        struct audio_progress progress = {.w = w, .dir = dir};
         struct sn_audio_job aj = {
             .source = &src.source,
             .probe = &p->probe,
@@ -169,6 +233,8 @@ static int run_job(struct work *w, const char *dir, json_t **result,
             .settings = &p->encode,
             .out_dir = dir,
             .hooks = *w->hooks,
+            .segment_written = publish_audio_so_far,
+            .segment_opaque = &progress,
         };
         struct sn_audio_result res;
 
@@ -387,12 +453,19 @@ static int build_output(struct work *w, const struct sn_video *v,
         size_t size;
         json_t *result;
 
-        if (!v->done[job] || p->jobs[job].kind == SN_JOB_POSTER)
+        if (p->jobs[job].kind == SN_JOB_POSTER ||
+            (!v->done[job] && p->jobs[job].kind != SN_JOB_AUDIO))
             continue;
-        snprintf(name, sizeof(name), "%05d.json", job);
+        snprintf(name, sizeof(name), v->done[job] ? "%05d.json"
+                                                  : "%05d.partial.json",
+                 job);
         key_for(w, name, key, sizeof(key));
         rc = sn_store_get(w->b->uploads, key, MAX_RESULT_BYTES, &text,
                           &size, err, err_size);
+        if (rc == SN_ERR_NOT_FOUND && !v->done[job]) {
+            rc = 0;           /* the audio job has no segment yet */
+            continue;
+        }
         if (rc < 0)
             break;
         result = json_loads((const char *)text, 0, NULL);
