@@ -3,8 +3,8 @@
  * repeated request costs one fstatat() and a lookup instead of opening
  * the file and building the response with its headers again. A
  * libmicrohttpd response may be queued on any number of connections at
- * once: each sends from the shared file descriptor with sendfile() at
- * its own offset.
+ * once, and libmicrohttpd 0.9.75 reads an fd response with sendfile() or
+ * pread() at each connection's own offset, so they share the descriptor.
  */
 #include "server/routes.h"
 

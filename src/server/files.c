@@ -443,7 +443,7 @@ static enum MHD_Result serve_fd(const struct sn_request *rq, int fd,
     return result;
 }
 
-/* Returns 1 when the request asks for the plain 200 response, which
+/* Returns 1 when the request is for the plain 200 response, which
  * the response cache can serve: no range and no condition. */
 static int plain_request(const struct sn_request *rq)
 {
