@@ -26,6 +26,8 @@ if (($# == 1)); then
 fi
 
 "$root/scripts/setup.sh"
+# hls.js, which `sinatra serve` sends to the web page.
+"$root/scripts/npm-install.sh"
 "$root/scripts/build.sh"
 
 if [[ -z $input ]]; then
@@ -64,7 +66,7 @@ The HLS stream is in $output/
 Play it with ffplay:
   ffplay $output/master.m3u8
 
-or serve the folder over HTTP and open
-http://127.0.0.1:8000/master.m3u8 in an HLS player (Safari plays it natively; Chrome and Firefox need hls.js):
-  cd $output && python3 -m http.server -b 127.0.0.1 8000
+or start Sinatra's server, open http://127.0.0.1:8080/ in a browser and
+drop a video on the page: it plays while it is still being processed.
+  $root/build/sinatra serve
 EOF
