@@ -6,36 +6,7 @@
 
 #include <libavutil/sha.h>
 
-/*
- * Returns the length of the UTF-8 sequence at s (1 to 4), or 0 when it is
- * not a valid, shortest-form encoding of a scalar value.
- */
-static int utf8_length(const unsigned char *s)
-{
-    unsigned c = s[0];
-    int n;
-    unsigned min, cp;
-
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xe0) == 0xc0) {
-        n = 2, min = 0x80, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        n = 3, min = 0x800, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        n = 4, min = 0x10000, cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (int i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
+#include "util/utf8.h"
 
 int sn_upload_name_valid(const char *name)
 {
@@ -44,14 +15,13 @@ int sn_upload_name_valid(const char *name)
 
     if (len == 0 || len > SN_UPLOAD_MAX_NAME || name[0] == '.')
         return 0;
-    while (*s != '\0') {
-        int n = utf8_length(s);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = sn_utf8_decode(s + i, len - i, &cp);
 
-        /* C0 controls, DEL and C1 controls (U+0080 to U+009F). */
-        if (n == 0 || *s < 0x20 || *s == 0x7f || *s == '/' || *s == '\\' ||
-            (n == 2 && s[0] == 0xc2 && s[1] < 0xa0))
+        if (n == 0 || sn_utf8_is_control(cp) || cp == '/' || cp == '\\')
             return 0;
-        s += n;
+        i += n;
     }
     return 1;
 }

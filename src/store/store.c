@@ -4,59 +4,10 @@
 #include <string.h>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 /* How many bytes of an invalid key a message shows. */
 #define SHOWN_KEY_BYTES 100
-
-/*
- * Decodes the UTF-8 sequence at s, of which n bytes are available, into
- * *cp. Returns its length in bytes, or 0 when it is not valid UTF-8:
- * overlong forms, surrogates and code points past U+10FFFF are invalid
- * (RFC 3629 §3).
- */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    uint32_t c = s[0], min;
-    size_t len;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        c &= 0x1f;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        c &= 0x0f;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        c &= 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        c = c << 6 | (s[i] & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    *cp = c;
-    return len;
-}
-
-/* C0 and C1 control characters and DEL (Unicode general category Cc). */
-static int is_control(uint32_t cp)
-{
-    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
-}
 
 /* Returns why key is not usable, or NULL when it is. */
 static const char *key_problem(const char *key)
@@ -76,10 +27,10 @@ static const char *key_problem(const char *key)
         return "starts with '/'";
 
     for (i = 0; i < len; i += n) {
-        n = utf8_decode(s + i, len - i, &cp);
+        n = sn_utf8_decode(s + i, len - i, &cp);
         if (n == 0)
             return "not valid UTF-8";
-        if (is_control(cp))
+        if (sn_utf8_is_control(cp))
             return "contains a control character";
         if (cp == '\\')
             return "contains a backslash";
@@ -135,9 +86,9 @@ static void quote_key(const char *key, char *out, size_t out_size)
     /* Room for one escaped 4-byte sequence and the closing '"...'. */
     while (i < shown && pos + 24 < out_size) {
         uint32_t cp;
-        size_t n = utf8_decode(s + i, len - i, &cp);
+        size_t n = sn_utf8_decode(s + i, len - i, &cp);
 
-        if (n == 0 || is_control(cp) || cp == '"' || cp == '\\') {
+        if (n == 0 || sn_utf8_is_control(cp) || cp == '"' || cp == '\\') {
             /* An invalid byte is escaped alone; a control character
              * encoded in several bytes, byte by byte. */
             n = n == 0 ? 1 : n;
