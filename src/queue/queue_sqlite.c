@@ -31,10 +31,9 @@
 #include <time.h>
 
 #include "util/error.h"
+#include "util/sqlite.h"
 
-#define BUSY_TIMEOUT_MS 10000
 #define POLL_INTERVAL_MS 50
-#define WAL_RETRY_MS 20
 
 /* The ranges that SQS accepts, so that both backends reject the same
  * requests: visibility timeout and ChangeMessageVisibility up to 12 hours,
@@ -721,61 +720,6 @@ static const struct sn_queue_ops sqlite_queue_ops = {
     .close = sqlite_close,
 };
 
-/* Tries once to switch the database to WAL. Returns SN_ERR_AGAIN when
- * another connection held a lock that the switch needs. */
-static int try_enable_wal(struct sqlite_queue *q, char *err,
-                          size_t err_size)
-{
-    sqlite3_stmt *st = NULL;
-    const unsigned char *mode;
-    int rc, step;
-
-    rc = prepare(q, "PRAGMA journal_mode = WAL", &st, "open", err,
-                 err_size);
-    if (rc < 0)
-        return rc;
-    step = sqlite3_step(st);
-    if (step != SQLITE_ROW) {
-        rc = db_error(q, "open", err, err_size);
-        if ((step & 0xff) == SQLITE_BUSY)
-            rc = SN_ERR_AGAIN;
-        goto out;
-    }
-
-    /* SQLite returns the old mode when it could not change it. */
-    mode = sqlite3_column_text(st, 0);
-    if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
-        snprintf(err, err_size,
-                 "queue %s: open failed: journal mode is %s, expected wal",
-                 q->pub.name, mode ? (const char *)mode : "unknown");
-        rc = SN_ERR_AGAIN;
-    }
-
-out:
-    sqlite3_finalize(st);
-    return rc;
-}
-
-/*
- * Switches the database to WAL. The mode is stored in the file, so only the
- * first open of a new file changes anything. While several processes open
- * a new file at once, the switch can fail with SQLITE_BUSY without waiting
- * in the busy handler (seen with SQLite 3.40), so it is retried until the
- * busy timeout has passed.
- */
-static int enable_wal(struct sqlite_queue *q, char *err, size_t err_size)
-{
-    int64_t deadline = monotonic_ms() + BUSY_TIMEOUT_MS;
-    int rc;
-
-    while ((rc = try_enable_wal(q, err, err_size)) == SN_ERR_AGAIN) {
-        if (monotonic_ms() >= deadline)
-            return SN_ERR_BACKEND;
-        sleep_ms(WAL_RETRY_MS);
-    }
-    return rc;
-}
-
 int sn_queue_sqlite_open(const char *path, int max_receives,
                          struct sn_queue **out, char *err, size_t err_size)
 {
@@ -799,15 +743,7 @@ int sn_queue_sqlite_open(const char *path, int max_receives,
         goto out;
     }
 
-    if (sqlite3_open_v2(path, &q->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                            SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        rc = db_error(q, "open", err, err_size);
-        goto out;
-    }
-    sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
-    rc = enable_wal(q, err, err_size);
+    rc = sn_sqlite_open(path, "queue", &q->db, err, err_size);
     if (rc == 0)
         rc = exec_sql(q, schema_sql, "open", err, err_size);
 

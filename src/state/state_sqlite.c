@@ -24,7 +24,6 @@
  */
 #include "state/state.h"
 
-#include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,9 +32,7 @@
 #include <time.h>
 
 #include "util/error.h"
-
-#define BUSY_TIMEOUT_MS 10000
-#define WAL_RETRY_MS 20
+#include "util/sqlite.h"
 
 static const char schema_sql[] =
     "BEGIN IMMEDIATE;"
@@ -131,22 +128,6 @@ static int64_t now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        continue;
 }
 
 /* ---- SQLite helpers ----------------------------------------------------- */
@@ -865,61 +846,6 @@ static const struct sn_state_ops sqlite_state_ops = {
     .close = sqlite_close,
 };
 
-/* Tries once to switch the database to WAL. Returns SN_ERR_AGAIN when
- * another connection held a lock that the switch needs. */
-static int try_enable_wal(struct sqlite_state *s, char *err,
-                          size_t err_size)
-{
-    sqlite3_stmt *st = NULL;
-    const unsigned char *mode;
-    int rc, step;
-
-    rc = prepare_sql(s, NULL, "open", &st, err, err_size,
-                     "PRAGMA journal_mode = WAL", "");
-    if (rc < 0)
-        return rc;
-    step = sqlite3_step(st);
-    if (step != SQLITE_ROW) {
-        rc = db_error(s, NULL, "open", err, err_size);
-        if ((step & 0xff) == SQLITE_BUSY)
-            rc = SN_ERR_AGAIN;
-        goto out;
-    }
-
-    /* SQLite returns the old mode when it could not change it. */
-    mode = sqlite3_column_text(st, 0);
-    if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
-        snprintf(err, err_size,
-                 "state %s: open failed: journal mode is %s, expected wal",
-                 s->pub.name, mode ? (const char *)mode : "unknown");
-        rc = SN_ERR_AGAIN;
-    }
-
-out:
-    sqlite3_finalize(st);
-    return rc;
-}
-
-/*
- * Switches the database to WAL. The mode is stored in the file, so only the
- * first open of a new file changes anything. While several processes open
- * a new file at once, the switch can fail with SQLITE_BUSY without waiting
- * in the busy handler (seen with SQLite 3.40), so it is retried until the
- * busy timeout has passed.
- */
-static int enable_wal(struct sqlite_state *s, char *err, size_t err_size)
-{
-    int64_t deadline = monotonic_ms() + BUSY_TIMEOUT_MS;
-    int rc;
-
-    while ((rc = try_enable_wal(s, err, err_size)) == SN_ERR_AGAIN) {
-        if (monotonic_ms() >= deadline)
-            return SN_ERR_BACKEND;
-        sleep_ms(WAL_RETRY_MS);
-    }
-    return rc;
-}
-
 int sn_state_sqlite_open(const char *path, struct sn_state **out, char *err,
                          size_t err_size)
 {
@@ -935,22 +861,12 @@ int sn_state_sqlite_open(const char *path, struct sn_state **out, char *err,
     s->pub.ops = &sqlite_state_ops;
     snprintf(s->pub.name, sizeof(s->pub.name), "%s", path);
 
-    if (sqlite3_open_v2(path, &s->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                            SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        rc = db_error(s, NULL, "open", err, err_size);
-        goto out;
-    }
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    rc = enable_wal(s, err, err_size);
+    rc = sn_sqlite_open(path, "state", &s->db, err, err_size);
     if (rc == 0)
         rc = exec_sql(s, NULL, "PRAGMA foreign_keys = ON", "open", err,
                       err_size);
     if (rc == 0)
         rc = exec_sql(s, NULL, schema_sql, "open", err, err_size);
-
-out:
     if (rc < 0) {
         rollback(s);
         sqlite_close(&s->pub);
