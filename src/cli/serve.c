@@ -439,10 +439,23 @@ static int orchestrate(struct app *a, const char *key, char *video_id,
     return rc;
 }
 
+/*
+ * Orchestrates an upload that came over HTTP. An upload that is not usable
+ * media is removed again: the client gets the reason in the response and
+ * the failed video keeps it in state, so nothing is left in the store.
+ */
 static int on_upload(void *opaque, const char *key, char *video_id,
                      char *err, size_t err_size)
 {
-    return orchestrate(opaque, key, video_id, err, err_size);
+    struct app *a = opaque;
+    char remove_err[SN_ERR_SIZE];
+    int rc = orchestrate(a, key, video_id, err, err_size);
+
+    if ((rc == SN_ERR_INPUT || rc == SN_ERR_LIMIT || rc == SN_ERR_MEDIA) &&
+        a->uploads->ops->remove(a->uploads, key, remove_err,
+                                sizeof(remove_err)) < 0)
+        sn_log(SN_LOG_WARN, video_id, NULL, "%s", remove_err);
+    return rc;
 }
 
 /* A file seen in videos/stream/, with its tag at that look. */

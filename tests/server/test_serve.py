@@ -1113,6 +1113,9 @@ def bad_uploads_leave_nothing_behind(ctx):
     c.expect(not K.list_files(os.path.join(data, "hls", vid)),
              "text upload: files under hls/%s: %s"
              % (vid, K.list_files(os.path.join(data, "hls", vid))))
+    c.expect(not os.path.exists(os.path.join(data, "videos", "stream", name)),
+             "text upload: videos/stream/%s is still there after the "
+             "video failed" % name)
     ctx.stop(server)
 
 
