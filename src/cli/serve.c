@@ -58,7 +58,8 @@ struct app {
     struct sn_backends main;  /* for the HTTP threads and the scanner */
     pthread_mutex_t main_lock;
     struct worker *workers;
-    const volatile sig_atomic_t *stop;
+    const volatile sig_atomic_t *stop;        /* set by SIGINT or SIGTERM */
+    volatile sig_atomic_t stop_workers;       /* what the workers watch */
 };
 
 /* ---- options ----------------------------------------------------------- */
@@ -88,11 +89,21 @@ static const char serve_usage[] =
     "  --scan-interval SECONDS\n"
     "                        look for files put in videos/stream/ by other\n"
     "                        means this often (default 2)\n"
-    "  --preset NAME         x264 preset (default veryfast)\n"
+    "  --preset NAME         x264 preset, ultrafast to placebo (default\n"
+    "                        veryfast)\n"
     "  --segment-format fmp4|ts\n"
+    "                        segment container: fMP4/CMAF (default) or\n"
+    "                        MPEG-TS\n"
+    "  --conceal-errors      publish video with damaged frames, hidden as\n"
+    "                        players hide them, instead of failing it\n"
     "  --log-format text|json\n"
-    "  --web-root DIR        the web page's folder\n"
-    "  --hls-js FILE         hls.min.js to serve\n"
+    "                        log lines as text (default) or one JSON\n"
+    "                        object per line\n"
+    "  --web-root DIR        folder of the web page (index.html, app.js,\n"
+    "                        style.css; default: web/ of the source tree)\n"
+    "  --hls-js FILE         hls.min.js to serve as /vendor/hls.min.js\n"
+    "                        (default: node_modules/hls.js/dist/ of the\n"
+    "                        source tree)\n"
     "  -h, --help\n";
 
 static const char worker_usage[] =
@@ -103,15 +114,20 @@ static const char worker_usage[] =
     "  --data DIR            data folder (env SINATRA_DATA; default\n"
     "                        ./sinatra-data)\n"
     "  --workers N           worker threads (default 1)\n"
-    "  --max-receives N      as for serve (default 5)\n"
+    "  --max-receives N      deliveries of a job before it is dead-lettered\n"
+    "                        and its video failed (default 5)\n"
     "  --visibility-timeout SECONDS\n"
+    "                        how long a job stays hidden without a\n"
+    "                        heartbeat (default 60)\n"
     "  --log-format text|json\n"
+    "                        log lines as text (default) or one JSON\n"
+    "                        object per line\n"
     "  -h, --help\n";
 
 enum {
     OPT_DATA = 256, OPT_HOST, OPT_PORT, OPT_WORKERS, OPT_HTTP_THREADS,
     OPT_MAX_UPLOAD, OPT_MAX_RECEIVES, OPT_VISIBILITY, OPT_SCAN, OPT_PRESET,
-    OPT_FORMAT, OPT_LOG_FORMAT, OPT_WEB_ROOT, OPT_HLS_JS,
+    OPT_FORMAT, OPT_LOG_FORMAT, OPT_WEB_ROOT, OPT_HLS_JS, OPT_CONCEAL,
 };
 
 static const struct option long_options[] = {
@@ -129,6 +145,7 @@ static const struct option long_options[] = {
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"web-root", required_argument, NULL, OPT_WEB_ROOT},
     {"hls-js", required_argument, NULL, OPT_HLS_JS},
+    {"conceal-errors", no_argument, NULL, OPT_CONCEAL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -218,7 +235,7 @@ static int parse_options(struct options *o, int argc, char **argv, int serve)
                        c == OPT_HTTP_THREADS || c == OPT_MAX_UPLOAD ||
                        c == OPT_SCAN || c == OPT_WEB_ROOT ||
                        c == OPT_HLS_JS || c == OPT_PRESET ||
-                       c == OPT_FORMAT)) {
+                       c == OPT_FORMAT || c == OPT_CONCEAL)) {
             fprintf(stderr, "sinatra worker: --%s is an option of "
                             "`sinatra serve`\n",
                     long_options[c - OPT_DATA].name);
@@ -252,8 +269,19 @@ static int parse_options(struct options *o, int argc, char **argv, int serve)
                                       &o->scan_s);
             break;
         case OPT_PRESET:
+            if (!sn_x264_preset_valid(optarg)) {
+                fprintf(stderr, "sinatra: --preset: expected an x264 preset "
+                                "(ultrafast, superfast, veryfast, faster, "
+                                "fast, medium, slow, slower, veryslow, "
+                                "placebo), got '%s'\n", optarg);
+                rc = -1;
+                break;
+            }
             snprintf(o->pipeline.encode.preset,
                      sizeof(o->pipeline.encode.preset), "%s", optarg);
+            break;
+        case OPT_CONCEAL:
+            o->pipeline.encode.conceal_errors = 1;
             break;
         case OPT_FORMAT:
             if (strcmp(optarg, "fmp4") == 0) {
@@ -398,7 +426,7 @@ static int start_workers(struct app *a, char *err, size_t err_size)
         int rc;
 
         w->o = &a->o;
-        w->stop = a->stop;
+        w->stop = &a->stop_workers;
         rc = open_databases(a, &w->b, err, err_size);
         if (rc < 0)
             return rc;
@@ -603,14 +631,21 @@ int sn_cmd_serve(int argc, char **argv, const volatile sig_atomic_t *stop)
     }
     if (rc < 0) {
         fprintf(stderr, "sinatra serve: %s\n", err);
-        /* Workers started so far stop with the flag they watch. */
+        a.stop_workers = 1;
         join_workers(&a);
         close_app(&a);
         return EXIT_FAILED;
     }
+    if (access(a.o.hls_js, R_OK) != 0)
+        sn_log(SN_LOG_WARN, NULL, NULL,
+               "%s: not readable, so the web page has no player; run "
+               "scripts/npm-install.sh or pass --hls-js", a.o.hls_js);
+    /* An IPv6 address needs brackets in a URL. */
     sn_log(SN_LOG_INFO, NULL, NULL,
-           "serving http://%s:%d/ from %s with %d worker threads",
-           a.o.host, sn_server_port(server), a.o.data, a.o.workers);
+           "serving http://%s%s%s:%d/ from %s with %d worker threads",
+           strchr(a.o.host, ':') ? "[" : "", a.o.host,
+           strchr(a.o.host, ':') ? "]" : "", sn_server_port(server),
+           a.o.data, a.o.workers);
 
     while (!*stop) {
         scan_uploads(&scan);
@@ -620,6 +655,7 @@ int sn_cmd_serve(int argc, char **argv, const volatile sig_atomic_t *stop)
 
     sn_log(SN_LOG_INFO, NULL, NULL, "stopping");
     sn_server_stop(server);
+    a.stop_workers = 1;
     join_workers(&a);
     close_app(&a);
     free(scan.previous);
@@ -641,17 +677,18 @@ int sn_cmd_worker(int argc, char **argv, const volatile sig_atomic_t *stop)
         rc = start_workers(&a, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "sinatra worker: %s\n", err);
+        a.stop_workers = 1;
         join_workers(&a);
         close_app(&a);
         return EXIT_FAILED;
     }
     sn_log(SN_LOG_INFO, NULL, NULL, "working on %s with %d threads",
            a.o.data, a.o.workers);
-    for (int i = 0; i < a.o.workers; i++) {
-        if (a.workers[i].started)
-            pthread_join(a.workers[i].thread, NULL);
-        a.workers[i].started = 0;
-    }
+    while (!*stop)
+        sleep_ms(100);
+    sn_log(SN_LOG_INFO, NULL, NULL,
+           "stopping; running jobs go back to the queue");
+    a.stop_workers = 1;
     join_workers(&a);
     close_app(&a);
     return EXIT_OK;

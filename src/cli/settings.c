@@ -111,21 +111,6 @@ static int parse_number(const struct setting *s, const char *text,
     return 0;
 }
 
-/* x264's presets, fastest first (x264 --fullhelp). */
-static int is_x264_preset(const char *name)
-{
-    static const char *const presets[] = {
-        "ultrafast", "superfast", "veryfast", "faster", "fast",
-        "medium", "slow", "slower", "veryslow", "placebo",
-    };
-
-    for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
-        if (strcmp(name, presets[i]) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static int apply_text(struct sn_cli *cli, const struct setting *s,
                       const char *v, char *err, size_t err_size)
 {
@@ -154,7 +139,7 @@ static int apply_text(struct sn_cli *cli, const struct setting *s,
     } else if (strcmp(s->name, "rungs") == 0) {
         return sn_ladder_parse_short_sides(v, &o->ladder, err, err_size);
     } else if (strcmp(s->name, "preset") == 0) {
-        if (!is_x264_preset(v))
+        if (!sn_x264_preset_valid(v))
             goto bad_choice;
         snprintf(o->encode.preset, sizeof(o->encode.preset), "%s", v);
     }

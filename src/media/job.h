@@ -56,6 +56,9 @@ struct sn_job_hooks {
     const volatile sig_atomic_t *cancel;
 };
 
+/* Returns 1 when name is one of x264's presets, ultrafast to placebo. */
+int sn_x264_preset_valid(const char *name);
+
 /* Extension of segment files for a format: "m4s" or "ts". */
 const char *sn_segment_extension(enum sn_segment_format format);
 

@@ -947,3 +947,18 @@ void sn_video_result_release(struct sn_video_result *result)
         result->rungs[i].n_segments = 0;
     }
 }
+
+int sn_x264_preset_valid(const char *name)
+{
+    /* Fastest first, as x264 --fullhelp lists them. */
+    static const char *const presets[] = {
+        "ultrafast", "superfast", "veryfast", "faster", "fast",
+        "medium", "slow", "slower", "veryslow", "placebo",
+    };
+
+    for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
+        if (strcmp(name, presets[i]) == 0)
+            return 1;
+    }
+    return 0;
+}

@@ -63,8 +63,9 @@ void sn_pipeline_config_init(struct sn_pipeline_config *c);
 
 /*
  * Returns 1 when name may be an upload name: 1 to SN_UPLOAD_MAX_NAME bytes
- * of valid UTF-8 with no '/', backslash or control character, not
- * starting with '.', and not "." or "..". Spaces and non-ASCII letters
+ * of valid UTF-8 with no '/', backslash, control character or invisible
+ * formatting character (zero-width, bidirectional override), not starting
+ * with '.', and not made of spaces alone. Spaces and non-ASCII letters
  * are fine.
  */
 int sn_upload_name_valid(const char *name);

@@ -497,10 +497,10 @@ static int publish(struct work *w, const struct sn_video *v, int final,
     return rc;
 }
 
-/* Removes what older generations of the video left in a store. */
+/* Removes every key under prefix except those under keep (may be NULL). */
 struct sweep {
     struct sn_store *store;
-    const char *keep;         /* prefix of the current generation */
+    const char *keep;
 };
 
 static int remove_unless_kept(void *opaque, const char *key, int64_t size)
@@ -509,27 +509,35 @@ static int remove_unless_kept(void *opaque, const char *key, int64_t size)
     char err[SN_ERR_SIZE];
 
     (void)size;
-    if (strncmp(key, s->keep, strlen(s->keep)) != 0 &&
-        s->store->ops->remove(s->store, key, err, sizeof(err)) < 0)
+    if (s->keep != NULL && strncmp(key, s->keep, strlen(s->keep)) == 0)
+        return 0;
+    if (s->store->ops->remove(s->store, key, err, sizeof(err)) < 0)
         sn_log(SN_LOG_WARN, NULL, NULL, "%s", err);
     return 0;
 }
 
+static void remove_under(struct sn_store *store, const char *prefix,
+                         const char *keep)
+{
+    struct sweep sweep = {store, keep};
+    char err[SN_ERR_SIZE];
+
+    if (store->ops->list(store, prefix, remove_unless_kept, &sweep, err,
+                         sizeof(err)) < 0)
+        sn_log(SN_LOG_WARN, NULL, NULL, "%s", err);
+}
+
+/* Removes what older generations of the video left in both stores. */
 static void sweep_older_generations(struct work *w)
 {
-    char prefix[96], keep[128], err[SN_ERR_SIZE];
-    struct sweep hls = {w->b->hls, keep}, jobs = {w->b->uploads, keep};
+    char prefix[96], keep[128];
 
     snprintf(prefix, sizeof(prefix), "%s/", w->id);
     snprintf(keep, sizeof(keep), "%s/", w->prefix);
-    if (w->b->hls->ops->list(w->b->hls, prefix, remove_unless_kept, &hls,
-                             err, sizeof(err)) < 0)
-        sn_log(SN_LOG_WARN, w->id, NULL, "%s", err);
+    remove_under(w->b->hls, prefix, keep);
     snprintf(prefix, sizeof(prefix), "jobs/%s/", w->id);
     snprintf(keep, sizeof(keep), "jobs/%s/", w->prefix);
-    if (w->b->uploads->ops->list(w->b->uploads, prefix, remove_unless_kept,
-                                 &jobs, err, sizeof(err)) < 0)
-        sn_log(SN_LOG_WARN, w->id, NULL, "%s", err);
+    remove_under(w->b->uploads, prefix, keep);
 }
 
 static int stale(const struct work *w, const struct sn_video *v)
@@ -668,8 +676,19 @@ int sn_worker_fail(const struct sn_backends *b, const char *body,
         return rc;
     rc = b->state->ops->fail(b->state, w.id, w.generation, reason, err,
                              err_size);
-    if (rc == 0)
+    if (rc == 0) {
+        char prefix[SN_STORE_MAX_KEY + 1];
+
         sn_log(SN_LOG_WARN, w.id, w.job_name, "video failed: %s", reason);
+        /* A failed video publishes nothing: players that found its EVENT
+         * playlists get 404 instead of waiting for segments forever.
+         * NOTE: a job of the video still running elsewhere can put its
+         * segments back afterwards; they are orphans no playlist lists. */
+        snprintf(prefix, sizeof(prefix), "%s/", w.prefix);
+        remove_under(b->hls, prefix, NULL);
+        snprintf(prefix, sizeof(prefix), "jobs/%s/", w.prefix);
+        remove_under(b->uploads, prefix, NULL);
+    }
     return rc == SN_ERR_CONFLICT ? 0 : rc;
 }
 
@@ -746,8 +765,22 @@ static void handle_message(const struct sn_backends *b,
                         sizeof(qerr));
         return;
     }
-    sn_log(SN_LOG_WARN, l.id, m->id, "delivery %d of %d failed: %s",
-           m->receive_count, q->max_receives, err);
+    if (rc == SN_ERR_INPUT || rc == SN_ERR_LIMIT || rc == SN_ERR_MEDIA) {
+        /* The source itself is the problem: another delivery would fail
+         * the same way, so the video fails now and the message goes. */
+        if (sn_worker_fail(b, m->body, err, qerr, sizeof(qerr)) < 0)
+            sn_log(SN_LOG_ERROR, l.id, m->id, "%s", qerr);
+        if (q->ops->remove(q, m->receipt, qerr, sizeof(qerr)) < 0)
+            sn_log(SN_LOG_WARN, l.id, m->id, "%s", qerr);
+        return;
+    }
+    if (rc == SN_ERR_AGAIN)
+        sn_log(SN_LOG_INFO, l.id, m->id, "delivery %d of %d: %s; retrying "
+               "in %d s", m->receive_count, q->max_receives, err,
+               c->retry_delay_s);
+    else
+        sn_log(SN_LOG_WARN, l.id, m->id, "delivery %d of %d failed: %s",
+               m->receive_count, q->max_receives, err);
     if (m->receive_count >= q->max_receives && rc != SN_ERR_AGAIN &&
         sn_worker_fail(b, m->body, err, qerr, sizeof(qerr)) < 0)
         sn_log(SN_LOG_ERROR, l.id, m->id, "%s", qerr);

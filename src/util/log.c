@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 static enum sn_log_level min_level = SN_LOG_INFO;
 static int json_lines;
@@ -21,11 +23,25 @@ void sn_log_set_json(int json)
     json_lines = json;
 }
 
-static void write_json(enum sn_log_level level, const char *video,
-                       const char *job, const char *message)
+/* Writes the current UTC time as "2026-12-05T00:40:12.345Z" into out. */
+static void format_time(char *out, size_t size)
 {
-    json_t *line = json_pack("{s:s, s:s}", "level", level_names[level],
-                             "message", message);
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+static void write_json(enum sn_log_level level, const char *time,
+                       const char *video, const char *job,
+                       const char *message)
+{
+    json_t *line = json_pack("{s:s, s:s, s:s}", "time", time, "level",
+                             level_names[level], "message", message);
     char *text;
 
     if (line == NULL)
@@ -45,7 +61,7 @@ static void write_json(enum sn_log_level level, const char *video,
 void sn_log(enum sn_log_level level, const char *video, const char *job,
             const char *fmt, ...)
 {
-    char message[1024];
+    char message[1024], time[32];
     va_list ap;
 
     if (level < min_level)
@@ -55,14 +71,17 @@ void sn_log(enum sn_log_level level, const char *video, const char *job,
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
 
+    format_time(time, sizeof(time));
     pthread_mutex_lock(&lock);
     if (json_lines) {
-        write_json(level, video, job, message);
+        write_json(level, time, video, job, message);
     } else if (video != NULL || job != NULL) {
-        fprintf(stderr, "sinatra: %s: [%s %s] %s\n", level_names[level],
-                video ? video : "-", job ? job : "-", message);
+        fprintf(stderr, "%s sinatra: %s: [%s %s] %s\n", time,
+                level_names[level], video ? video : "-", job ? job : "-",
+                message);
     } else {
-        fprintf(stderr, "sinatra: %s: %s\n", level_names[level], message);
+        fprintf(stderr, "%s sinatra: %s: %s\n", time, level_names[level],
+                message);
     }
     pthread_mutex_unlock(&lock);
 }

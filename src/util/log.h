@@ -1,7 +1,8 @@
 /*
  * One logging call for the whole program. Lines go to stderr as text
- * ("sinatra: warn: [video job] message") or, after sn_log_set_json(), as one
- * JSON object per line. Library-like modules (media/, hls/, plan/) do not
+ * ("2026-12-05T00:40:12.345Z sinatra: warn: [video job] message") or,
+ * after sn_log_set_json(), as one JSON object per line with the keys
+ * time, level, message, and video and job when given. Library-like modules (media/, hls/, plan/) do not
  * log; they return errors and the caller logs each failure once.
  */
 #ifndef SN_UTIL_LOG_H

@@ -515,6 +515,13 @@ static void upload_names_are_checked(void)
     CHECK(!sn_upload_name_valid("a\xc2\x85.mp4"));   /* U+0085, NEL */
     CHECK(!sn_upload_name_valid("bad\xff.mp4"));
     CHECK(!sn_upload_name_valid("over\xc0\xaf.mp4")); /* overlong '/' */
+    CHECK(!sn_upload_name_valid(" "));
+    CHECK(!sn_upload_name_valid("   "));
+    CHECK(!sn_upload_name_valid("evil\xe2\x80\xaegnp.mp4")); /* U+202E */
+    CHECK(!sn_upload_name_valid("a\xe2\x80\x8b.mp4"));       /* U+200B */
+    CHECK(!sn_upload_name_valid("\xef\xbb\xbf" "bom.mp4"));      /* U+FEFF */
+    CHECK(sn_upload_name_valid(" leading space.mp4"));
+    CHECK(sn_upload_name_valid("\xe6\x97\xa5\xe6\x9c\xac.mp4"));
 
     CHECK_INT(sn_video_id("stream/a b.mp4", id), 0);
     CHECK_INT((long long)strlen(id), SN_VIDEO_ID_LEN);

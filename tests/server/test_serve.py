@@ -1522,6 +1522,8 @@ def json_logs_carry_video_ids(ctx):
         except ValueError:
             obj = None
         if not isinstance(obj, dict) or obj.get("level") not in LEVELS or \
+                not re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
+                             str(obj.get("time"))) or \
                 not isinstance(obj.get("message"), str) or \
                 not obj["message"]:
             bad.append("%s line %d: %r" % (label, n, line[:200]))
