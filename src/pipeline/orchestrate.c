@@ -149,10 +149,10 @@ static int save_plan(struct orchestration *o, char *err, size_t err_size)
 
 /*
  * Probes and plans the source, then writes the plan, sends the jobs and
- * records the plan in state, in that order: a worker that receives a job
- * before the plan is recorded gives it back for later, and a crash before
- * the last step leaves the video queued, so orchestrating again (as the
- * server does at start) completes it. Jobs sent twice are harmless.
+ * records the plan in state, in that order. A worker that receives a job
+ * before the plan is recorded gives it back for later. A crash before the
+ * last step leaves the video queued, so orchestrating again (as the
+ * server's scan does) completes it. Jobs sent twice are harmless.
  */
 static int plan_and_enqueue(struct orchestration *o, char *err,
                             size_t err_size)

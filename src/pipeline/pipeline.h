@@ -33,7 +33,7 @@
 /* Uploads the orchestrator picks up live under this prefix. */
 #define SN_UPLOAD_PREFIX "stream/"
 
-/* Longest upload name (the part after "stream/"), in bytes. */
+/* Maximum upload name length (the part after "stream/"), in bytes. */
 #define SN_UPLOAD_MAX_NAME 255
 
 /* Video ids are this many lowercase hex digits. */
@@ -46,8 +46,8 @@ struct sn_backends {
     struct sn_state *state;
 };
 
-/* What shapes the output; every orchestrator and worker of a deployment
- * must use the same values. */
+/* Pipeline settings that shape the output; every orchestrator and worker
+ * of a deployment must use the same values. */
 struct sn_pipeline_config {
     struct sn_limits limits;
     struct sn_ladder_config ladder;

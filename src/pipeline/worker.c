@@ -548,7 +548,7 @@ static int stale(const struct work *w, const struct sn_video *v)
 /*
  * Rewrites the playlists after a job is marked done. While jobs remain,
  * the EVENT playlists list the longest finished run of each rendition.
- * Whoever sees every job done writes the final playlists and then marks
+ * The worker that finds every job done writes the final playlists and then marks
  * the video ready. An EVENT write can land after another worker's final
  * write, so the writer checks the state again afterwards and writes the
  * final playlists itself when everything was done by then: the last

@@ -2,7 +2,7 @@
  * The object store: named byte objects under keys such as
  * "stream/clip.mp4" or "3fa2b9c1d0e4/1/720p/seg_00001.m4s". Two stores
  * exist at run time: uploads (sources and job records) and hls (what
- * players fetch). The pipeline sees only this interface; the local backend
+ * players fetch). The pipeline uses only this interface; the local backend
  * keeps objects as files under a folder, the AWS backend in S3.
  *
  * Every write is atomic: a reader sees the old object or the whole new
@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Longest key accepted, in bytes (S3's limit). */
+/* Maximum key length in bytes (S3's limit). */
 #define SN_STORE_MAX_KEY 1024
 
 /* Random access to the bytes of one object, for demuxers. */
@@ -28,7 +28,7 @@ struct sn_reader {
     void (*close)(struct sn_reader *r);
 };
 
-/* What head() reports about an object. */
+/* Object metadata from head(). */
 struct sn_object_info {
     int64_t size;
     /* Changes whenever the object is replaced: an ETag, or the local
