@@ -548,11 +548,11 @@ static int stale(const struct work *w, const struct sn_video *v)
 /*
  * Rewrites the playlists after a job is marked done. While jobs remain,
  * the EVENT playlists list the longest finished run of each rendition.
- * The worker that finds every job done writes the final playlists and then marks
- * the video ready. An EVENT write can land after another worker's final
- * write, so the writer checks the state again afterwards and writes the
- * final playlists itself when everything was done by then: the last
- * write is always the final one.
+ * The worker that finds every job done writes the final playlists, then
+ * marks the video ready. An EVENT write can land after another worker's
+ * final write, so the writer checks the state again afterwards and writes
+ * the final playlists itself when everything was done by then. So the
+ * last write is always the final one.
  */
 static int refresh(struct work *w, char *err, size_t err_size)
 {
