@@ -194,6 +194,7 @@ enum MHD_Result sn_server_get_video(const struct sn_request *rq,
     struct sn_state *st = rq->server->config.state;
     struct sn_video v = {0};
     char err[SN_ERR_SIZE] = "";
+    char quoted[SN_HTTP_QUOTE_MAX + 4];
     enum MHD_Result result;
     int rc;
 
@@ -202,7 +203,7 @@ enum MHD_Result sn_server_get_video(const struct sn_request *rq,
         return sn_server_fail(rq, MHD_HTTP_NOT_FOUND,
                               "video \"%s\" not found: an id is %d "
                               "lowercase hex digits",
-                              id, SN_VIDEO_ID_LEN);
+                              sn_http_quote(id, quoted), SN_VIDEO_ID_LEN);
     if (st == NULL)
         return sn_server_fail(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
                               "get video %s: no state is configured", id);

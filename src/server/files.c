@@ -518,6 +518,16 @@ enum MHD_Result sn_server_serve_web(const struct sn_request *rq,
                     SN_CACHE_REVALIDATE, NULL);
 }
 
+int sn_server_web_file_found(const struct sn_server *s, const char *path)
+{
+    const char *name = path[0] == '\0' ? "index.html" : path;
+    struct stat st;
+
+    return s->web_dir >= 0 && sn_http_path_valid(name) &&
+           fstatat(s->web_dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISREG(st.st_mode);
+}
+
 enum MHD_Result sn_server_serve_hls_js(const struct sn_request *rq,
                                        const char *path, void **state)
 {

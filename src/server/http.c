@@ -1,5 +1,6 @@
 #include "server/http.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -274,6 +275,100 @@ int sn_http_parse_length(const char *value, int64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+int sn_http_lengths_agree(const char *a, const char *b)
+{
+    int64_t x, y;
+
+    return sn_http_parse_length(a, &x) == 0 &&
+           sn_http_parse_length(b, &y) == 0 && x == y;
+}
+
+/* Returns 1 when s is empty or decimal digits only: the port of a Host
+ * value (RFC 9110 §4.2.1 allows an empty one). */
+static int port_valid(const char *s)
+{
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+    }
+    return 1;
+}
+
+int sn_http_host_name(const char *value, char *name, size_t name_size)
+{
+    const char *start = value, *end, *port;
+    size_t n;
+
+    if (value[0] == '[') {
+        start = value + 1;
+        end = strchr(start, ']');
+        if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+            return -1;
+        port = end[1] == ':' ? end + 2 : end + 1;
+    } else {
+        end = strchr(value, ':');
+        port = end != NULL ? end + 1 : "";
+        if (end == NULL)
+            end = value + strlen(value);
+    }
+
+    n = (size_t)(end - start);
+    if (n == 0 || n >= name_size || !port_valid(port) ||
+        memchr(start, '[', n) != NULL)
+        return -1;
+    memcpy(name, start, n);
+    name[n] = '\0';
+    return 0;
+}
+
+int sn_http_loopback_name(const char *name)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+
+    if (strcasecmp(name, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, name, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, name, &v6) == 1 &&
+           memcmp(&v6, &in6addr_loopback, sizeof(v6)) == 0;
+}
+
+int sn_http_host_allowed(const char *value, const char *configured)
+{
+    char name[256], own[256];
+
+    if (sn_http_host_name(value, name, sizeof(name)) < 0)
+        return 0;
+    if (sn_http_loopback_name(name))
+        return 1;
+
+    /* The configured host may come bracketed, as in "--host [::1]". */
+    if (configured == NULL ||
+        sn_http_host_name(configured, own, sizeof(own)) < 0)
+        snprintf(own, sizeof(own), "%s", configured ? configured : "");
+    return strcasecmp(name, own) == 0;
+}
+
+const char *sn_http_quote(const char *s, char *out)
+{
+    size_t n = strlen(s);
+
+    if (n <= SN_HTTP_QUOTE_MAX) {
+        memcpy(out, s, n + 1);
+        return out;
+    }
+
+    /* Back up over UTF-8 continuation bytes, so that no character is
+     * cut in half and jansson still takes the message. */
+    n = SN_HTTP_QUOTE_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    memcpy(out, s, n);
+    memcpy(out + n, "...", 4);
+    return out;
 }
 
 void sn_http_format_date(int64_t unix_s, char *out, size_t out_size)

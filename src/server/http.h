@@ -20,6 +20,8 @@
  * The byte that percent-decoding writes for "%00". A NUL would end the C
  * string early ("a.mp4%00.jpg" would name "a.mp4"), so the decoder writes
  * a control character instead, which every path and name check rejects.
+ * A decoded name holding it came from "%00" or "%01": error messages say
+ * so, because JSON shows the byte as \u0001.
  */
 #define SN_HTTP_NUL_STAND_IN '\x01'
 
@@ -97,6 +99,47 @@ int sn_http_same_origin(const char *origin, const char *host);
 /* Parses a Content-Length value: decimal digits only, at most INT64_MAX.
  * Returns 0 and *out, or -1. */
 int sn_http_parse_length(const char *value, int64_t *out);
+
+/*
+ * Returns 1 when two Content-Length values of one request state the same
+ * length ("42" and "042"), else 0, also when either is invalid. RFC 9112
+ * §6.3 requires rejecting a request whose Content-Length fields differ.
+ */
+int sn_http_lengths_agree(const char *a, const char *b);
+
+/*
+ * Copies the host of a Host header value ("example.org:8080", "[::1]:80",
+ * "127.0.0.1") into name, without the port and the brackets. Returns 0,
+ * or -1 for an empty or malformed value or a host of name_size bytes or
+ * more.
+ */
+int sn_http_host_name(const char *value, char *name, size_t name_size);
+
+/* Returns 1 when name (a host without brackets or port) is a loopback
+ * host: "localhost" in any case, an IPv4 address in 127.0.0.0/8, or
+ * "::1". */
+int sn_http_loopback_name(const char *name);
+
+/*
+ * Returns 1 when a Host header value may reach a server that listens on a
+ * loopback address and was configured with the host name configured: the
+ * value names a loopback host or configured (compared without case), with
+ * or without a port. Any other host is a DNS rebinding attempt: a web
+ * page whose name resolves to 127.0.0.1 would otherwise count as the
+ * server's own origin.
+ */
+int sn_http_host_allowed(const char *value, const char *configured);
+
+/* Maximum bytes of a client's path or name quoted in an error message,
+ * so that the cause after it still fits in the message. */
+#define SN_HTTP_QUOTE_MAX 200
+
+/*
+ * Copies s into out (at least SN_HTTP_QUOTE_MAX + 4 bytes) and returns
+ * out. A string over SN_HTTP_QUOTE_MAX bytes is cut there, before an
+ * incomplete UTF-8 sequence, and "..." is appended.
+ */
+const char *sn_http_quote(const char *s, char *out);
 
 /* Formats a Unix time as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT")
  * into out, which has room for at least 30 bytes. */

@@ -73,7 +73,9 @@ struct sn_server {
     int hls_dir;              /* open folder fds, -1 when not configured */
     int web_dir;
     int port;
+    int loopback;             /* 1 when listening on a loopback address */
     atomic_int requests;      /* requests between first call and completion */
+    atomic_int stopping;      /* set by sn_server_stop(): new requests get 503 */
     pthread_mutex_t lock;     /* guards finishing */
     pthread_cond_t finished;  /* signalled when finishing drops */
     int finishing;            /* uploads being placed on threads of their own */
@@ -85,7 +87,9 @@ struct sn_request {
     struct sn_server *server;
     struct MHD_Connection *conn;
     const char *method;
-    const char *url;          /* percent-decoded path, without the query */
+    /* The percent-decoded path without the query, for messages only: it
+     * is cut after SN_HTTP_QUOTE_MAX bytes (see sn_http_quote()). */
+    const char *url;
     int cors;                 /* adds Access-Control-Allow-Origin: * */
 };
 
@@ -139,6 +143,10 @@ enum MHD_Result sn_server_begin_put(const struct sn_request *rq,
                                     const char *path, void **state);
 enum MHD_Result sn_server_begin_form(const struct sn_request *rq,
                                      const char *path, void **state);
+
+/* Returns 1 when path (after "/", "" for the page) names a file that
+ * sn_server_serve_web() would serve, else 0. */
+int sn_server_web_file_found(const struct sn_server *s, const char *path);
 
 /* Takes the next part of an upload's body (*size bytes at data), or
  * responds to the request when *size is 0 (the body is complete). */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,8 +25,23 @@
  * memory pool of libmicrohttpd's default size (32 KiB). */
 #define CONNECTION_LIMIT 1024
 
-/* Seconds a connection may stay idle, including between two parts of an
- * upload, before it is closed. */
+/* Maximum number of open connections from one client address. It keeps
+ * one remote client from taking all CONNECTION_LIMIT connections, and
+ * leaves room for a browser (6 per host), wrk with 50 connections, and
+ * the tests. Every client of a server on 127.0.0.1 shares one address, so
+ * there it bounds all local clients together. */
+#define PER_IP_CONNECTION_LIMIT 128
+
+/*
+ * Seconds a connection may stay idle, including between two parts of an
+ * upload, before it is closed.
+ *
+ * NOTE: libmicrohttpd 0.9.75 has no deadline for the whole request
+ * header: each byte received restarts this timeout, so a client sending
+ * one header byte every 29 s holds its connection open for as long as it
+ * likes. PER_IP_CONNECTION_LIMIT bounds how many such connections one
+ * address can hold.
+ */
 #define CONNECTION_TIMEOUT_S 30
 
 /* How long sn_server_stop() waits for requests in progress. */
@@ -109,14 +125,25 @@ static int method_allowed(const char *allow, const char *method)
     return 0;
 }
 
-/* Responds to a CORS preflight (or a plain OPTIONS) with 204 and the
- * methods of the route. Only the read-only routes admit other origins. */
+/*
+ * Responds to a CORS preflight (or a plain OPTIONS) with 204 and the
+ * methods of the route. Only the read-only routes admit other origins.
+ * Under a prefix the file is not looked up, because a player may send
+ * the preflight before a playlist exists. A name in the web folder's
+ * place must exist, else every path would get 204.
+ */
 static enum MHD_Result respond_options(const struct sn_request *rq,
-                                       const struct route *route)
+                                       const struct route *route,
+                                       const char *rest)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r;
 
+    if (route->match == TOP_LEVEL &&
+        !sn_server_web_file_found(rq->server, rest))
+        return sn_server_fail(rq, MHD_HTTP_NOT_FOUND, "%s not found",
+                              rq->url);
+
+    r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, "Allow", route->allow);
@@ -153,6 +180,89 @@ static int has_body(struct MHD_Connection *conn)
                                        "Transfer-Encoding") != NULL;
 }
 
+/* Finds a second Content-Length whose value differs from the first. */
+struct length_scan {
+    const char *first;
+    int conflict;
+};
+
+static enum MHD_Result scan_length(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value)
+{
+    struct length_scan *scan = cls;
+
+    (void)kind;
+    if (strcasecmp(key, "Content-Length") != 0 || value == NULL)
+        return MHD_YES;
+    if (scan->first == NULL)
+        scan->first = value;
+    else if (!sn_http_lengths_agree(scan->first, value))
+        scan->conflict = 1;
+    return MHD_YES;
+}
+
+/*
+ * Rejects a request whose body length is ambiguous (RFC 9112 §6.3): two
+ * Content-Length fields that differ, or Content-Length together with
+ * Transfer-Encoding. A proxy in front might read the other length, and
+ * the bytes after the body would then be a request it never checked.
+ * Returns 1 with the response queued in *result, else 0.
+ */
+static int reject_framing(const struct sn_request *rq,
+                          enum MHD_Result *result)
+{
+    struct length_scan scan = {NULL, 0};
+
+    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, scan_length,
+                              &scan);
+    if (scan.conflict) {
+        *result = sn_server_fail(rq, MHD_HTTP_BAD_REQUEST,
+                                 "request rejected: it has several "
+                                 "Content-Length headers with different "
+                                 "values");
+        return 1;
+    }
+    if (scan.first != NULL && sn_server_header(rq, "Transfer-Encoding")) {
+        *result = sn_server_fail(rq, MHD_HTTP_BAD_REQUEST,
+                                 "request rejected: it has both "
+                                 "Content-Length and Transfer-Encoding");
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Rejects an HTTP/1.1 request without Host (RFC 9112 §3.2) and, on a
+ * loopback server, a request for any host other than a loopback name or
+ * the configured host. A web page on a name that its owner points at
+ * 127.0.0.1 (DNS rebinding) is the same origin as the server in the
+ * browser's eyes, so only the Host header shows it.
+ * Returns 1 with the response queued in *result, else 0.
+ */
+static int reject_host(const struct sn_request *rq, const char *version,
+                       enum MHD_Result *result)
+{
+    const char *host = sn_server_header(rq, "Host");
+    char quoted[SN_HTTP_QUOTE_MAX + 4];
+
+    if (host == NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
+        *result = sn_server_fail(rq, MHD_HTTP_BAD_REQUEST,
+                                 "HTTP/1.1 request without a Host header");
+        return 1;
+    }
+    if (host == NULL || !rq->server->loopback ||
+        sn_http_host_allowed(host, rq->server->host))
+        return 0;
+
+    *result = sn_server_fail(
+        rq, MHD_HTTP_MISDIRECTED_REQUEST,
+        "request for host \"%s\" rejected: this server listens on a "
+        "loopback address and serves only loopback hosts (127.x.x.x, "
+        "localhost, [::1]) and %s",
+        sn_http_quote(host, quoted), rq->server->host);
+    return 1;
+}
+
 static enum MHD_Result dispatch(const struct sn_request *rq,
                                 const struct route *route, const char *rest,
                                 void **state)
@@ -161,7 +271,7 @@ static enum MHD_Result dispatch(const struct sn_request *rq,
         return sn_server_fail(rq, MHD_HTTP_NOT_FOUND, "%s not found",
                               rq->url);
     if (strcmp(rq->method, MHD_HTTP_METHOD_OPTIONS) == 0)
-        return respond_options(rq, route);
+        return respond_options(rq, route, rest);
     if (!method_allowed(route->allow, rq->method))
         return reject_method(rq, route);
     return route->handler(rq, rest, state);
@@ -181,12 +291,14 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn,
                                       size_t *size, void **state)
 {
     struct sn_server *s = cls;
-    struct sn_request rq = {s, conn, method, url, 0};
+    char quoted_url[SN_HTTP_QUOTE_MAX + 4];
+    struct sn_request rq = {s, conn, method, NULL, 0};
     const struct route *route;
     const char *rest = NULL;
+    enum MHD_Result result;
     int upload;
 
-    (void)version;
+    rq.url = sn_http_quote(url, quoted_url);
     route = find_route(url, &rest);
     rq.cors = route != NULL && route->cors;
     upload = route != NULL && route->upload &&
@@ -196,6 +308,12 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn,
     if (*state == NULL) {
         atomic_fetch_add(&s->requests, 1);
         *state = &no_state;
+        if (atomic_load(&s->stopping))
+            return sn_server_fail(&rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "the server is stopping");
+        if (reject_host(&rq, version, &result) ||
+            reject_framing(&rq, &result))
+            return result;
         if (upload || has_body(conn))
             return dispatch(&rq, route, rest, state);
         return MHD_YES;
@@ -242,6 +360,18 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
     sn_log(SN_LOG_WARN, NULL, NULL, "http: %s", line);
 }
 
+/* Returns 1 for an address in 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104. */
+static int address_is_loopback(const struct sockaddr_storage *a)
+{
+    const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+
+    if (a->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >>
+                24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(v6) ||
+           (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+}
+
 /* Creates, binds and listens on a socket for host:port, and sets
  * s->port to the port bound. Returns the socket or -1 with err set. */
 static int listen_on(struct sn_server *s, const char *host, int port,
@@ -276,6 +406,7 @@ static int listen_on(struct sn_server *s, const char *host, int port,
     }
 
     *ipv6 = bound.ss_family == AF_INET6;
+    s->loopback = address_is_loopback(&bound);
     s->port = ntohs(*ipv6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                           : ((struct sockaddr_in *)&bound)->sin_port);
     freeaddrinfo(ai);
@@ -361,6 +492,8 @@ static struct MHD_Daemon *start_daemon(struct sn_server *s, int listen_fd,
         MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->config.threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)PER_IP_CONNECTION_LIMIT,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
@@ -403,8 +536,11 @@ int sn_server_start(const struct sn_server_config *c, struct sn_server **out,
         goto fail;
     }
 
-    sn_log(SN_LOG_INFO, NULL, NULL, "http: listening on %s port %d, %d threads",
-           s->host, s->port, s->config.threads);
+    /* An IPv6 address goes in brackets, as in a URL: [::1]:8080. */
+    sn_log(SN_LOG_INFO, NULL, NULL, "http: listening on %s%s%s:%d, %d threads",
+           strchr(s->host, ':') && s->host[0] != '[' ? "[" : "", s->host,
+           strchr(s->host, ':') && s->host[0] != '[' ? "]" : "", s->port,
+           s->config.threads);
     *out = s;
     return 0;
 
@@ -430,16 +566,18 @@ static void sleep_ms(int ms)
 
 void sn_server_stop(struct sn_server *s)
 {
-    MHD_socket listen_fd;
     int waited = 0;
 
     if (s == NULL)
         return;
 
-    /* Stop accepting, then let the requests in progress finish, up to
-     * STOP_GRACE_MS; MHD_stop_daemon() cuts whatever is left, and an
-     * upload cut there leaves nothing behind. */
-    listen_fd = MHD_quiesce_daemon(s->daemon);
+    /* Answer new requests with 503, then let the requests in progress
+     * finish, up to STOP_GRACE_MS; MHD_stop_daemon() cuts whatever is
+     * left, and an upload cut there leaves nothing behind.
+     * MHD_quiesce_daemon() would stop accepting instead, but with epoll
+     * and a thread pool libmicrohttpd 0.9.75 sometimes aborts the process
+     * in it ("Failed to remove listen FD from epoll set"). */
+    atomic_store(&s->stopping, 1);
     while (atomic_load(&s->requests) > 0 && waited < STOP_GRACE_MS) {
         sleep_ms(20);
         waited += 20;
@@ -454,8 +592,6 @@ void sn_server_stop(struct sn_server *s)
      * suspended connection. */
     sn_server_wait_uploads(s);
     MHD_stop_daemon(s->daemon);
-    if (listen_fd != MHD_INVALID_SOCKET)
-        close(listen_fd);
     sn_log(SN_LOG_INFO, NULL, NULL, "http: stopped");
     server_free(s);
 }

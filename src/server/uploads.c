@@ -112,12 +112,18 @@ static void reject(struct upload *up, unsigned int status, const char *fmt,
 /* Checks name and sets the upload's name, key and video id. */
 static int set_name(struct upload *up, const char *name)
 {
+    char quoted[SN_HTTP_QUOTE_MAX + 4];
+
     if (!sn_upload_name_valid(name)) {
         reject(up, MHD_HTTP_BAD_REQUEST,
-               "invalid upload name \"%s\": a name is 1 to %d bytes of "
+               "invalid upload name \"%s\"%s: a name is 1 to %d bytes of "
                "UTF-8 without '/', '\\' or control characters and does "
                "not start with '.'",
-               name, SN_UPLOAD_MAX_NAME);
+               sn_http_quote(name, quoted),
+               strchr(name, SN_HTTP_NUL_STAND_IN) != NULL
+                   ? " (the server decodes %00, a NUL byte, to U+0001)"
+                   : "",
+               SN_UPLOAD_MAX_NAME);
         return -1;
     }
     snprintf(up->name, sizeof(up->name), "%s", name);
@@ -269,7 +275,7 @@ enum MHD_Result sn_server_begin_put(const struct sn_request *rq,
     up = upload_new(rq);
     if (up == NULL)
         return sn_server_fail(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                              "upload %s: out of memory", name);
+                              "upload: out of memory");
     if (set_name(up, name) < 0 || check_headers(rq, up, 0) < 0 ||
         open_file(up) < 0)
         return reject_now(rq, up);

@@ -245,6 +245,78 @@ static void length_parses_digits_only(void)
     CHECK_INT(sn_http_parse_length("99999999999999999999", &n), -1);
 }
 
+static void lengths_agree_only_on_equal_values(void)
+{
+    CHECK(sn_http_lengths_agree("42", "42"));
+    CHECK(sn_http_lengths_agree("42", "042"));
+
+    CHECK(!sn_http_lengths_agree("3", "5"));
+    CHECK(!sn_http_lengths_agree("3", "abc"));
+    CHECK(!sn_http_lengths_agree("", ""));
+}
+
+static void host_name_drops_port_and_brackets(void)
+{
+    char name[64];
+
+    CHECK_INT(sn_http_host_name("127.0.0.1:8080", name, sizeof(name)), 0);
+    CHECK_STR(name, "127.0.0.1");
+    CHECK_INT(sn_http_host_name("localhost", name, sizeof(name)), 0);
+    CHECK_STR(name, "localhost");
+    CHECK_INT(sn_http_host_name("[::1]:80", name, sizeof(name)), 0);
+    CHECK_STR(name, "::1");
+    CHECK_INT(sn_http_host_name("[::1]", name, sizeof(name)), 0);
+    CHECK_STR(name, "::1");
+    CHECK_INT(sn_http_host_name("example.org:", name, sizeof(name)), 0);
+    CHECK_STR(name, "example.org");
+
+    CHECK_INT(sn_http_host_name("", name, sizeof(name)), -1);
+    CHECK_INT(sn_http_host_name(":80", name, sizeof(name)), -1);
+    CHECK_INT(sn_http_host_name("::1", name, sizeof(name)), -1);
+    CHECK_INT(sn_http_host_name("[::1", name, sizeof(name)), -1);
+    CHECK_INT(sn_http_host_name("[::1]x", name, sizeof(name)), -1);
+    CHECK_INT(sn_http_host_name("a:8080x", name, sizeof(name)), -1);
+    CHECK_INT(sn_http_host_name("a-long-host-name", name, 8), -1);
+}
+
+static void host_allowed_on_loopback_server(void)
+{
+    CHECK(sn_http_host_allowed("127.0.0.1:8080", "127.0.0.1"));
+    CHECK(sn_http_host_allowed("127.1.2.3", "127.0.0.1"));
+    CHECK(sn_http_host_allowed("LOCALHOST:8080", "127.0.0.1"));
+    CHECK(sn_http_host_allowed("[::1]:8080", "127.0.0.1"));
+    CHECK(sn_http_host_allowed("myhost:8080", "MyHost"));
+    CHECK(sn_http_host_allowed("[::1]:8080", "[::1]"));
+
+    CHECK(!sn_http_host_allowed("attacker.example:8080", "127.0.0.1"));
+    CHECK(!sn_http_host_allowed("localhost.attacker.example", "localhost"));
+    CHECK(!sn_http_host_allowed("128.0.0.1", "127.0.0.1"));
+    CHECK(!sn_http_host_allowed("[::2]", "::1"));
+    CHECK(!sn_http_host_allowed("", "127.0.0.1"));
+    CHECK(!sn_http_host_allowed("127.0.0.1:80:80", "127.0.0.1"));
+}
+
+static void quote_cuts_long_text_at_character(void)
+{
+    char out[SN_HTTP_QUOTE_MAX + 4];
+    char long_text[SN_HTTP_QUOTE_MAX + 50];
+
+    CHECK_STR(sn_http_quote("short", out), "short");
+
+    memset(long_text, 'a', sizeof(long_text) - 1);
+    long_text[sizeof(long_text) - 1] = '\0';
+    sn_http_quote(long_text, out);
+    CHECK_INT(strlen(out), SN_HTTP_QUOTE_MAX + 3);
+    CHECK_STR(out + SN_HTTP_QUOTE_MAX, "...");
+
+    /* A two-byte character across the cut is left out whole. */
+    long_text[SN_HTTP_QUOTE_MAX - 1] = '\xc3';
+    long_text[SN_HTTP_QUOTE_MAX] = '\xa9';
+    sn_http_quote(long_text, out);
+    CHECK_INT(strlen(out), SN_HTTP_QUOTE_MAX + 2);
+    CHECK_STR(out + SN_HTTP_QUOTE_MAX - 1, "...");
+}
+
 static void dates_round_trip(void)
 {
     char text[32];
@@ -297,6 +369,10 @@ SN_TEST_MAIN(
     TEST_CASE(type_of_maps_extensions),
     TEST_CASE(same_origin_compares_host),
     TEST_CASE(length_parses_digits_only),
+    TEST_CASE(lengths_agree_only_on_equal_values),
+    TEST_CASE(host_name_drops_port_and_brackets),
+    TEST_CASE(host_allowed_on_loopback_server),
+    TEST_CASE(quote_cuts_long_text_at_character),
     TEST_CASE(dates_round_trip),
     TEST_CASE(iso8601_has_milliseconds_and_z),
     TEST_CASE(playlist_final_needs_endlist))

@@ -708,6 +708,7 @@ def hls_delivery_headers_and_ranges(ctx):
     check_head(ctx, port, urls["segment"], files["segment"])
     check_traversal(ctx, port, data, vid, outdir)
     check_error_bodies(ctx, port)
+    check_host_and_framing(ctx, port)
     check_web_page(ctx, port)
     ctx.stop(server)
 
@@ -932,6 +933,90 @@ def check_error_bodies(ctx, port):
         ctype = r.header("Content-Type") or ""
         c.expect(ctype.startswith("application/json"), "%s %s: Content-Type "
                  "%r for a JSON error" % (method, path, ctype))
+
+
+def raw_exchange(port, data):
+    """Sends data as it is on a new connection and parses the first
+    response. Returns a Response, or None when the server sent none."""
+    s = K.raw_connection(port)
+    received = b""
+    try:
+        s.sendall(data)
+        while True:
+            piece = s.recv(65536)
+            if not piece:
+                break
+            received += piece
+    except OSError:
+        pass
+    finally:
+        s.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    if not lines[0].startswith("HTTP/1."):
+        return None
+    status, _, reason = lines[0].split(" ", 1)[1].partition(" ")
+    headers = [tuple(x.strip() for x in line.split(":", 1))
+               for line in lines[1:] if ":" in line]
+    length = int(dict((k.lower(), v) for k, v in headers)
+                 .get("content-length", len(body)))
+    return K.Response(int(status), reason, headers, body[:length])
+
+
+def check_host_and_framing(ctx, port):
+    c = ctx.c
+    foreign = "attacker.example:%d" % port
+    for method, path, body in [("GET", "/api/videos", None),
+                               ("PUT", "/stream/rebind.mp4", b"x" * 64)]:
+        r = K.request(port, method, path, body=body,
+                      headers={"Host": foreign,
+                               "Origin": "http://" + foreign})
+        c.expect(r.status in (403, 421), "%s %s with Host %s: %s, expected "
+                 "421 or 403" % (method, path, foreign, r.describe()))
+        c.expect(r.error_text(), "%s %s with Host %s: body %r, expected a "
+                 "JSON error" % (method, path, foreign, r.body[:200]))
+    for host in ["localhost:%d" % port, "[::1]:%d" % port, "127.0.0.2"]:
+        r = K.request(port, "GET", "/api/videos", headers={"Host": host})
+        c.expect(r.status == 200, "GET /api/videos with Host %s: %s, "
+                 "expected 200" % (host, r.describe()))
+
+    raw_cases = [
+        ("two different Content-Length values",
+         b"PUT /stream/dup.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+         b"Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde"),
+        ("Content-Length with Transfer-Encoding",
+         b"PUT /stream/te.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+         b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"3\r\nabc\r\n0\r\n\r\n"),
+        ("HTTP/1.1 without Host",
+         b"GET /api/videos HTTP/1.1\r\n\r\n"),
+    ]
+    for label, data in raw_cases:
+        r = raw_exchange(port, data)
+        c.expect(r is not None and r.status == 400, "%s: %s, expected 400"
+                 % (label, r.describe() if r else "no response"))
+        c.expect(r is not None and r.error_text(), "%s: body %r, expected "
+                 "a JSON error" % (label, r.body[:200] if r else None))
+
+    r = K.request(port, "OPTIONS", "/no-such-file")
+    c.expect(r.status == 404, "OPTIONS /no-such-file: %s, expected 404"
+             % r.describe())
+    r = K.request(port, "OPTIONS", "/")
+    c.expect(r.status == 204, "OPTIONS /: %s, expected 204" % r.describe())
+
+    long_path = "/hls/" + "a" * 20000 + ".m3u8"
+    r = K.request(port, "GET", long_path)
+    error = r.error_text() or ""
+    c.expect(r.status == 404 and "not found" in error and
+             "..." in error and len(error) < 1000,
+             "GET of a 20 kB path: %s, expected 404 with the path cut "
+             "short and the cause kept" % r.describe())
+
+    r = K.request(port, "PUT", "/stream/a%00.mp4", body=b"x" * 64)
+    error = r.error_text() or ""
+    c.expect(r.status == 400 and "NUL" in error,
+             "PUT /stream/a%%00.mp4: %s, expected 400 with an error that "
+             "names the NUL byte" % r.describe())
 
 
 def check_web_page(ctx, port):
