@@ -24,6 +24,10 @@ packages=(
     python3
     # libmicrohttpd is the HTTP server library of `sinatra serve`.
     libmicrohttpd-dev
+    # libcurl carries the AWS requests; OpenSSL's libcrypto hashes and
+    # signs them (SigV4).
+    libcurl4-openssl-dev
+    libssl-dev
     # Node.js runs scripts/npm-install.sh and the browser test.
     nodejs
     # Headless Chromium plays the web page in tests/browser/play.mjs.
