@@ -78,8 +78,24 @@ check_libx264() {
     fi
 }
 
+# moto's server plays S3, SQS and DynamoDB on loopback for the AWS tests
+# (tests/aws/with_moto.sh). It is not a Debian package; where it is
+# missing, pip installs it for the current user, and the AWS tests are
+# skipped if that fails.
+install_moto() {
+    if command -v moto_server >/dev/null &&
+        python3 -c 'import boto3' 2>/dev/null; then
+        return 0
+    fi
+    echo "setup.sh: installing moto[server] and boto3 with pip"
+    python3 -m pip install --user --quiet 'moto[server]' boto3 ||
+        echo "setup.sh: pip could not install moto; the AWS tests will" \
+             "be skipped" >&2
+}
+
 mapfile -t missing < <(missing_packages)
 if ((${#missing[@]} == 0)); then
+    install_moto
     check_libx264
     echo "setup.sh: all ${#packages[@]} packages are installed"
     exit 0
@@ -107,4 +123,5 @@ if ((${#missing[@]} != 0)); then
     exit 1
 fi
 check_libx264
+install_moto
 echo "setup.sh: installed; all ${#packages[@]} packages are present"
