@@ -22,9 +22,19 @@
 /* Largest batch for send(). */
 #define SN_QUEUE_MAX_BATCH 10
 
+/*
+ * Size of a receipt buffer, terminating NUL included. SQS receipt handles
+ * run to several hundred bytes.
+ * NOTE: the SQS API reference gives no maximum receipt handle length, so
+ * 2048 is a guess; the SQS backend rejects a longer handle with
+ * SN_ERR_LIMIT.
+ */
+#define SN_QUEUE_RECEIPT_SIZE 2048
+
 struct sn_message {
     char id[64];              /* stable across deliveries */
-    char receipt[160];        /* this delivery; stale after the next one */
+    char receipt[SN_QUEUE_RECEIPT_SIZE]; /* this delivery; stale after the
+                                            next one */
     char *body;               /* NUL-terminated, malloc'd */
     int receive_count;        /* 1 on the first delivery */
 };

@@ -86,20 +86,6 @@ struct row {
 
 static const struct sn_queue_ops sqlite_queue_ops;
 
-void sn_message_release(struct sn_message *m)
-{
-    if (m == NULL)
-        return;
-    free(m->body);
-    memset(m, 0, sizeof(*m));
-}
-
-void sn_queue_close(struct sn_queue *q)
-{
-    if (q != NULL)
-        q->ops->close(q);
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;

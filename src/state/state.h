@@ -32,6 +32,9 @@ enum sn_video_status {
 /* "queued", "processing", "ready" or "failed". */
 const char *sn_video_status_name(enum sn_video_status status);
 
+/* Returns the status named name, or -1 for any other text. */
+int sn_video_status_parse(const char *name);
+
 struct sn_video {
     char id[64];
     char source[1100];        /* upload key, "stream/NAME" */

@@ -90,29 +90,6 @@ struct record {
 
 static const struct sn_state_ops sqlite_state_ops;
 
-const char *sn_video_status_name(enum sn_video_status status)
-{
-    if ((int)status < 0 || (int)status >= N_STATUSES)
-        return "unknown";
-    return status_names[status];
-}
-
-void sn_video_release(struct sn_video *v)
-{
-    if (v == NULL)
-        return;
-    free(v->done);
-    free(v->summary);
-    v->done = NULL;
-    v->summary = NULL;
-}
-
-void sn_state_close(struct sn_state *st)
-{
-    if (st != NULL)
-        st->ops->close(st);
-}
-
 static int status_from_name(const unsigned char *name)
 {
     for (int i = 0; name != NULL && i < N_STATUSES; i++) {
