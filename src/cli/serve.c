@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "pipeline/pipeline.h"
+#include "queue/queue_sqs.h"
+#include "state/state_dynamodb.h"
+#include "store/store_s3.h"
 #include "server/server.h"
 #include "util/error.h"
 #include "util/fsutil.h"
@@ -37,6 +40,11 @@ struct options {
     int scan_s;
     const char *web_root;
     const char *hls_js;
+    int aws;                  /* worker --backend aws */
+    const char *videos_bucket;
+    const char *hls_bucket;
+    const char *queue_url;
+    const char *state_table;
     struct sn_pipeline_config pipeline;
 };
 
@@ -122,12 +130,25 @@ static const char worker_usage[] =
     "  --log-format text|json\n"
     "                        log lines as text (default) or one JSON\n"
     "                        object per line\n"
+    "  --backend local|aws   the data folder (default), or S3, SQS and\n"
+    "                        DynamoDB; AWS credentials, region and\n"
+    "                        AWS_ENDPOINT_URL come from the environment\n"
+    "  --videos-bucket NAME  uploads bucket (env SINATRA_VIDEOS_BUCKET;\n"
+    "                        default sinatra-videos)\n"
+    "  --hls-bucket NAME     output bucket (env SINATRA_HLS_BUCKET;\n"
+    "                        default sinatra-hls)\n"
+    "  --queue-url URL       job queue (env SINATRA_JOB_QUEUE_URL;\n"
+    "                        required with --backend aws)\n"
+    "  --state-table NAME    state table (env SINATRA_STATE_TABLE;\n"
+    "                        default sinatra-video-state)\n"
     "  -h, --help\n";
 
 enum {
     OPT_DATA = 256, OPT_HOST, OPT_PORT, OPT_WORKERS, OPT_HTTP_THREADS,
     OPT_MAX_UPLOAD, OPT_MAX_RECEIVES, OPT_VISIBILITY, OPT_SCAN, OPT_PRESET,
     OPT_FORMAT, OPT_LOG_FORMAT, OPT_WEB_ROOT, OPT_HLS_JS, OPT_CONCEAL,
+    OPT_BACKEND, OPT_VIDEOS_BUCKET, OPT_HLS_BUCKET, OPT_QUEUE_URL,
+    OPT_STATE_TABLE,
 };
 
 static const struct option long_options[] = {
@@ -146,6 +167,11 @@ static const struct option long_options[] = {
     {"web-root", required_argument, NULL, OPT_WEB_ROOT},
     {"hls-js", required_argument, NULL, OPT_HLS_JS},
     {"conceal-errors", no_argument, NULL, OPT_CONCEAL},
+    {"backend", required_argument, NULL, OPT_BACKEND},
+    {"videos-bucket", required_argument, NULL, OPT_VIDEOS_BUCKET},
+    {"hls-bucket", required_argument, NULL, OPT_HLS_BUCKET},
+    {"queue-url", required_argument, NULL, OPT_QUEUE_URL},
+    {"state-table", required_argument, NULL, OPT_STATE_TABLE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -208,6 +234,13 @@ static void options_init(struct options *o, int serve)
     o->max_upload = INT64_C(8) << 30;
     o->max_receives = 5;
     o->scan_s = DEFAULT_SCAN_S;
+    o->videos_bucket = (env = getenv("SINATRA_VIDEOS_BUCKET")) && *env
+                           ? env : "sinatra-videos";
+    o->hls_bucket = (env = getenv("SINATRA_HLS_BUCKET")) && *env
+                        ? env : "sinatra-hls";
+    o->queue_url = getenv("SINATRA_JOB_QUEUE_URL");
+    o->state_table = (env = getenv("SINATRA_STATE_TABLE")) && *env
+                         ? env : "sinatra-video-state";
     o->web_root = SN_DEFAULT_WEB_ROOT;
     o->hls_js = SN_DEFAULT_HLS_JS;
     sn_pipeline_config_init(&o->pipeline);
@@ -238,6 +271,14 @@ static int parse_options(struct options *o, int argc, char **argv, int serve)
                        c == OPT_FORMAT || c == OPT_CONCEAL)) {
             fprintf(stderr, "sinatra worker: --%s is an option of "
                             "`sinatra serve`\n",
+                    long_options[c - OPT_DATA].name);
+            return -1;
+        }
+        if (serve && (c == OPT_BACKEND || c == OPT_VIDEOS_BUCKET ||
+                      c == OPT_HLS_BUCKET || c == OPT_QUEUE_URL ||
+                      c == OPT_STATE_TABLE)) {
+            fprintf(stderr, "sinatra serve: --%s is an option of `sinatra "
+                            "worker`\n",
                     long_options[c - OPT_DATA].name);
             return -1;
         }
@@ -283,6 +324,19 @@ static int parse_options(struct options *o, int argc, char **argv, int serve)
         case OPT_CONCEAL:
             o->pipeline.encode.conceal_errors = 1;
             break;
+        case OPT_BACKEND:
+            if (strcmp(optarg, "aws") == 0) {
+                o->aws = 1;
+            } else if (strcmp(optarg, "local") != 0) {
+                fprintf(stderr, "sinatra: --backend: expected local or aws, "
+                                "got '%s'\n", optarg);
+                rc = -1;
+            }
+            break;
+        case OPT_VIDEOS_BUCKET: o->videos_bucket = optarg; break;
+        case OPT_HLS_BUCKET: o->hls_bucket = optarg; break;
+        case OPT_QUEUE_URL: o->queue_url = optarg; break;
+        case OPT_STATE_TABLE: o->state_table = optarg; break;
         case OPT_FORMAT:
             if (strcmp(optarg, "fmp4") == 0) {
                 o->pipeline.encode.format = SN_SEGMENT_FMP4;
@@ -313,6 +367,11 @@ static int parse_options(struct options *o, int argc, char **argv, int serve)
             fputs(usage, stderr);
             return -1;
         }
+    }
+    if (o->aws && (o->queue_url == NULL || o->queue_url[0] == '\0')) {
+        fprintf(stderr, "sinatra worker: --backend aws needs the job queue: "
+                        "--queue-url or SINATRA_JOB_QUEUE_URL\n");
+        return -1;
     }
     if (optind < argc + 1) {
         fprintf(stderr, "sinatra: unexpected argument '%s'\n",
@@ -349,10 +408,18 @@ static int open_databases(struct app *a, struct sn_backends *b, char *err,
 
     b->uploads = a->uploads;
     b->hls = a->hls;
-    rc = sn_queue_sqlite_open(a->db_path, a->o.max_receives, &b->jobs, err,
-                              err_size);
-    if (rc == 0)
-        rc = sn_state_sqlite_open(a->db_path, &b->state, err, err_size);
+    if (a->o.aws) {
+        rc = sn_queue_sqs_open(a->o.queue_url, a->o.max_receives, &b->jobs,
+                               err, err_size);
+        if (rc == 0)
+            rc = sn_state_dynamodb_open(a->o.state_table, &b->state, err,
+                                        err_size);
+    } else {
+        rc = sn_queue_sqlite_open(a->db_path, a->o.max_receives, &b->jobs,
+                                  err, err_size);
+        if (rc == 0)
+            rc = sn_state_sqlite_open(a->db_path, &b->state, err, err_size);
+    }
     if (rc < 0) {
         sn_queue_close(b->jobs);
         b->jobs = NULL;
@@ -375,6 +442,17 @@ static int open_app(struct app *a, char *err, size_t err_size)
 {
     char path[PATH_MAX];
     int rc;
+
+    if (a->o.aws) {
+        pthread_mutex_init(&a->main_lock, NULL);
+        rc = sn_store_s3_open(a->o.videos_bucket, &a->uploads, err,
+                              err_size);
+        if (rc == 0)
+            rc = sn_store_s3_open(a->o.hls_bucket, &a->hls, err, err_size);
+        if (rc == 0)
+            rc = open_databases(a, &a->main, err, err_size);
+        return rc;
+    }
 
     rc = sn_mkdirs(a->o.data);
     if (rc < 0) {
@@ -682,8 +760,12 @@ int sn_cmd_worker(int argc, char **argv, const volatile sig_atomic_t *stop)
         close_app(&a);
         return EXIT_FAILED;
     }
-    sn_log(SN_LOG_INFO, NULL, NULL, "working on %s with %d threads",
-           a.o.data, a.o.workers);
+    if (a.o.aws)
+        sn_log(SN_LOG_INFO, NULL, NULL, "working on %s with %d threads",
+               a.o.queue_url, a.o.workers);
+    else
+        sn_log(SN_LOG_INFO, NULL, NULL, "working on %s with %d threads",
+               a.o.data, a.o.workers);
     while (!*stop)
         sleep_ms(100);
     sn_log(SN_LOG_INFO, NULL, NULL,
