@@ -1,7 +1,10 @@
 #include "state/state.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/error.h"
 
 static const char *const status_names[] = {
     [SN_VIDEO_QUEUED] = "queued",
@@ -42,4 +45,32 @@ void sn_state_close(struct sn_state *st)
 {
     if (st != NULL)
         st->ops->close(st);
+}
+
+int sn_state_check_plan(const struct sn_state *st, const char *id,
+                        int n_jobs, int64_t duration_us, const char *summary,
+                        char *err, size_t err_size)
+{
+    size_t summary_len = summary ? strlen(summary) : 0;
+
+    if (n_jobs < 1 || n_jobs > SN_STATE_MAX_JOBS) {
+        snprintf(err, err_size,
+                 "state %s: video %s: plan of %d jobs is out of range "
+                 "(1 to %d)", st->name, id, n_jobs, SN_STATE_MAX_JOBS);
+        return SN_ERR_LIMIT;
+    }
+    if (duration_us < 0) {
+        snprintf(err, err_size,
+                 "state %s: video %s: negative duration %lld us", st->name,
+                 id, (long long)duration_us);
+        return SN_ERR_LIMIT;
+    }
+    if (summary_len > SN_STATE_MAX_SUMMARY) {
+        snprintf(err, err_size,
+                 "state %s: video %s: summary of %zu bytes is over the "
+                 "limit of %d bytes", st->name, id, summary_len,
+                 SN_STATE_MAX_SUMMARY);
+        return SN_ERR_LIMIT;
+    }
+    return 0;
 }

@@ -35,6 +35,8 @@ const char *sn_video_status_name(enum sn_video_status status);
 /* Returns the status named name, or -1 for any other text. */
 int sn_video_status_parse(const char *name);
 
+
+
 struct sn_video {
     char id[64];
     char source[1100];        /* upload key, "stream/NAME" */
@@ -121,5 +123,15 @@ int sn_state_sqlite_open(const char *path, struct sn_state **out, char *err,
                          size_t err_size);
 
 void sn_state_close(struct sn_state *st);
+
+/*
+ * Checks the arguments of set_plan() for backends: n_jobs from 1 to
+ * SN_STATE_MAX_JOBS, a duration not negative, a summary of at most
+ * SN_STATE_MAX_SUMMARY bytes. Returns 0, or SN_ERR_LIMIT with one line
+ * naming st and id in err.
+ */
+int sn_state_check_plan(const struct sn_state *st, const char *id,
+                        int n_jobs, int64_t duration_us, const char *summary,
+                        char *err, size_t err_size);
 
 #endif

@@ -415,34 +415,6 @@ static int sqlite_begin(struct sn_state *base, const char *id,
     return 0;
 }
 
-static int check_plan(struct sqlite_state *s, const char *id, int n_jobs,
-                      int64_t duration_us, const char *summary, char *err,
-                      size_t err_size)
-{
-    size_t summary_len = summary ? strlen(summary) : 0;
-
-    if (n_jobs < 1 || n_jobs > SN_STATE_MAX_JOBS) {
-        snprintf(err, err_size,
-                 "state %s: video %s: plan of %d jobs is out of range "
-                 "(1 to %d)", s->pub.name, id, n_jobs, SN_STATE_MAX_JOBS);
-        return SN_ERR_LIMIT;
-    }
-    if (duration_us < 0) {
-        snprintf(err, err_size,
-                 "state %s: video %s: negative duration %lld us",
-                 s->pub.name, id, (long long)duration_us);
-        return SN_ERR_LIMIT;
-    }
-    if (summary_len > SN_STATE_MAX_SUMMARY) {
-        snprintf(err, err_size,
-                 "state %s: video %s: summary of %zu bytes is over the "
-                 "limit of %d bytes", s->pub.name, id, summary_len,
-                 SN_STATE_MAX_SUMMARY);
-        return SN_ERR_LIMIT;
-    }
-    return 0;
-}
-
 /*
  * Accepts a plan that repeats the recorded one (a redelivered orchestrator
  * job) and rejects a different one with SN_ERR_CONFLICT, because the done
@@ -479,7 +451,8 @@ static int sqlite_set_plan(struct sn_state *base, const char *id,
 
     rc = check_id(s, id, err, err_size);
     if (rc == 0)
-        rc = check_plan(s, id, n_jobs, duration_us, summary, err, err_size);
+        rc = sn_state_check_plan(&s->pub, id, n_jobs, duration_us, summary,
+                                 err, err_size);
     if (rc < 0)
         return rc;
 
