@@ -113,6 +113,11 @@ static int cmd_service(int (*run)(int, char **, const volatile sig_atomic_t *),
 
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "process") == 0 &&
+        strncmp(argv[2], "s3://", 5) == 0) {
+        av_log_set_level(AV_LOG_ERROR - 8);
+        return sn_cmd_process_s3(argc - 2, argv + 2);
+    }
     if (argc >= 2 && strcmp(argv[1], "process") == 0)
         return cmd_process(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "serve") == 0)

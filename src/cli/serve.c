@@ -775,3 +775,56 @@ int sn_cmd_worker(int argc, char **argv, const volatile sig_atomic_t *stop)
     close_app(&a);
     return EXIT_OK;
 }
+
+/*
+ * `sinatra process s3://BUCKET/stream/NAME`: orchestrates an upload on
+ * AWS, as the orchestrator function does for an S3 event: probes the
+ * object through ranged reads, records the plan in DynamoDB and sends the
+ * jobs to SQS, where `sinatra worker --backend aws` takes them. BUCKET is
+ * the uploads bucket; the output bucket, queue and table come from the
+ * worker's flags or SINATRA_* variables.
+ */
+int sn_cmd_process_s3(int argc, char **argv)
+{
+    static const volatile sig_atomic_t never;
+    const char *url = argv[0];
+    const char *bucket = url + strlen("s3://");
+    const char *slash = strchr(bucket, '/');
+    char bucket_name[64], video_id[SN_VIDEO_ID_LEN + 1];
+    char err[SN_ERR_SIZE] = "";
+    struct app a = {.stop = &never};
+    int rc;
+
+    if (slash == NULL || slash == bucket ||
+        (size_t)(slash - bucket) >= sizeof(bucket_name) || slash[1] == '\0') {
+        fprintf(stderr, "sinatra process: %s: expected s3://BUCKET/KEY\n",
+                url);
+        return EXIT_USAGE;
+    }
+    snprintf(bucket_name, sizeof(bucket_name), "%.*s",
+             (int)(slash - bucket), bucket);
+
+    rc = parse_options(&a.o, argc - 1, argv + 1, 0);
+    if (rc != 0)
+        return rc > 0 ? EXIT_OK : EXIT_USAGE;
+    a.o.aws = 1;
+    a.o.videos_bucket = bucket_name;
+    if (a.o.queue_url == NULL || a.o.queue_url[0] == '\0') {
+        fprintf(stderr, "sinatra process: %s: the job queue is not set: "
+                        "--queue-url or SINATRA_JOB_QUEUE_URL\n", url);
+        return EXIT_USAGE;
+    }
+    rc = open_app(&a, err, sizeof(err));
+    if (rc == 0)
+        rc = sn_orchestrate(&a.main, &a.o.pipeline, slash + 1, video_id,
+                            err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "sinatra process: %s\n", err);
+        close_app(&a);
+        return rc == SN_ERR_INPUT || rc == SN_ERR_LIMIT ? 3 : EXIT_FAILED;
+    }
+    printf("%s: video %s planned and queued; its output goes under "
+           "s3://%s/%s/\n", url, video_id, a.o.hls_bucket, video_id);
+    close_app(&a);
+    return EXIT_OK;
+}

@@ -12,4 +12,8 @@
 int sn_cmd_serve(int argc, char **argv, const volatile sig_atomic_t *stop);
 int sn_cmd_worker(int argc, char **argv, const volatile sig_atomic_t *stop);
 
+/* `sinatra process s3://BUCKET/KEY [worker options]`: orchestrates the
+ * upload on AWS. Returns the exit code. */
+int sn_cmd_process_s3(int argc, char **argv);
+
 #endif
