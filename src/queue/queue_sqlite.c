@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "util/error.h"
+#include "util/utf8.h"
 #include "util/sqlite.h"
 
 #define POLL_INTERVAL_MS 50
@@ -186,12 +187,7 @@ static char *dup_last_error(const char *text)
 
     if (text == NULL)
         text = "";
-    len = strlen(text);
-    if (len > MAX_LAST_ERROR) {
-        len = MAX_LAST_ERROR;
-        while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
-            len--;
-    }
+    len = sn_utf8_cut(text, strlen(text), MAX_LAST_ERROR);
     copy = malloc(len + 1);
     if (copy == NULL)
         return NULL;

@@ -6,6 +6,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/utf8.h"
+
 static const struct sn_http_type types[] = {
     {".m3u8", "application/vnd.apple.mpegurl", SN_CACHE_PLAYLIST, 1},
     {".m4s", "video/iso.segment", SN_CACHE_IMMUTABLE, 1},
@@ -361,11 +363,8 @@ const char *sn_http_quote(const char *s, char *out)
         return out;
     }
 
-    /* Back up over UTF-8 continuation bytes, so that no character is
-     * cut in half and jansson still takes the message. */
-    n = SN_HTTP_QUOTE_MAX;
-    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-        n--;
+    /* No character is cut in half, so jansson still takes the message. */
+    n = sn_utf8_cut(s, n, SN_HTTP_QUOTE_MAX);
     memcpy(out, s, n);
     memcpy(out + n, "...", 4);
     return out;

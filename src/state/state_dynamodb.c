@@ -43,6 +43,7 @@
 #include "aws/http.h"
 #include "aws/signer.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #define COUNTER_ID "#upload_seq"
 
@@ -455,13 +456,8 @@ static int check_id(struct dynamodb_state *s, const char *id, char *err,
  * continuation byte so that no character is split. */
 static void copy_cut(char *field, size_t size, const char *text)
 {
-    size_t len = strlen(text);
+    size_t len = sn_utf8_cut(text, strlen(text), size - 1);
 
-    if (len >= size) {
-        len = size - 1;
-        while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
-            len--;
-    }
     memcpy(field, text, len);
     field[len] = '\0';
 }

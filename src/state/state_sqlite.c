@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "util/error.h"
+#include "util/utf8.h"
 #include "util/sqlite.h"
 
 static const char schema_sql[] =
@@ -323,13 +324,8 @@ static int status_conflict(struct sqlite_state *s, const char *id,
  * continuation byte so that no character is split. */
 static void copy_cut(char *field, size_t size, const char *text)
 {
-    size_t len = strlen(text);
+    size_t len = sn_utf8_cut(text, strlen(text), size - 1);
 
-    if (len >= size) {
-        len = size - 1;
-        while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
-            len--;
-    }
     memcpy(field, text, len);
     field[len] = '\0';
 }

@@ -20,4 +20,11 @@ size_t sn_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
  * category Cc), else 0. */
 int sn_utf8_is_control(uint32_t cp);
 
+/*
+ * Returns how many of the len bytes of s fit in max bytes without
+ * splitting a UTF-8 character: len when len <= max, else max moved back
+ * to the start of the character it falls in.
+ */
+size_t sn_utf8_cut(const char *s, size_t len, size_t max);
+
 #endif
