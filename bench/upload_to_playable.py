@@ -156,7 +156,7 @@ def run_sinatra(binary, inp, work, run):
         body = json.loads(resp.read())
         conn.close()
         if resp.status not in (200, 201):
-            raise RuntimeError(f"upload refused: {resp.status} {body}")
+            raise RuntimeError(f"upload rejected: {resp.status} {body}")
         answered = time.monotonic() - t0
         master = f"/hls/{body['id']}/1/master.m3u8"
         while not playable_over_http(server, master):

@@ -71,7 +71,7 @@ void sn_pipeline_config_init(struct sn_pipeline_config *c);
 int sn_upload_name_valid(const char *name);
 
 /* Writes the id of the video uploaded under key (SN_VIDEO_ID_LEN hex
- * digits of its SHA-256) into id, which holds SN_VIDEO_ID_LEN + 1 bytes.
+ * digits of its SHA-256) into id, which has room for SN_VIDEO_ID_LEN + 1 bytes.
  * Returns 0, or -ENOMEM. */
 int sn_video_id(const char *key, char *id);
 

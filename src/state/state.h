@@ -19,14 +19,14 @@
  * chunk jobs). */
 #define SN_STATE_MAX_JOBS 100000
 
-/* Longest summary JSON kept in a record, in bytes. */
+/* Maximum size of the summary JSON kept in a record, in bytes. */
 #define SN_STATE_MAX_SUMMARY (32 * 1024)
 
 enum sn_video_status {
     SN_VIDEO_QUEUED,          /* uploaded, not yet planned */
     SN_VIDEO_PROCESSING,      /* planned; jobs are running */
     SN_VIDEO_READY,           /* every job done, final playlists written */
-    SN_VIDEO_FAILED,          /* error holds the reason */
+    SN_VIDEO_FAILED,          /* error contains the reason */
 };
 
 /* "queued", "processing", "ready" or "failed". */

@@ -7,7 +7,7 @@
  *
  * Every write is atomic: a reader sees the old object or the whole new
  * one, never a part. Keys are checked with sn_store_key_valid() before any
- * backend sees them.
+ * backend gets them.
  */
 #ifndef SN_STORE_STORE_H
 #define SN_STORE_STORE_H

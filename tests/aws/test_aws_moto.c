@@ -189,7 +189,7 @@ static void sqs_json_protocol_creates_a_queue(void)
     if (err[0] != '\0')
         fprintf(stderr, "%s\n", err);
     CHECK(resp.body != NULL);
-    CHECK(resp.body != NULL && strstr(resp.body, "sinatra-jobs") != NULL);
+    CHECK(resp.body == NULL || strstr(resp.body, "sinatra-jobs") != NULL);
     sn_http_response_release(&resp);
     curl_slist_free_all(headers);
     service_close(&s);
@@ -209,7 +209,8 @@ static void dynamodb_lists_tables(void)
               0);
     if (err[0] != '\0')
         fprintf(stderr, "%s\n", err);
-    CHECK(resp.body != NULL && strstr(resp.body, "TableNames") != NULL);
+    CHECK(resp.body != NULL);
+    CHECK(resp.body == NULL || strstr(resp.body, "TableNames") != NULL);
     sn_http_response_release(&resp);
     curl_slist_free_all(headers);
     service_close(&s);
