@@ -3,7 +3,7 @@
 #
 # usage: tests/aws/with_moto.sh COMMAND [ARG...]
 #
-# Starts `moto_server` on 127.0.0.1 on a free port with
+# Starts moto's server application on 127.0.0.1 on a free port with
 # INITIAL_NO_AUTH_ACTION_COUNT=3: the first three requests (made here,
 # with boto3) create an IAM user, give it an inline allow-all policy and
 # create its access key; from then on moto verifies every signature. The
@@ -34,8 +34,21 @@ trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s = socket.socket(); \
 s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-INITIAL_NO_AUTH_ACTION_COUNT=3 moto_server -H 127.0.0.1 -p "$port" \
-    >"$work/moto.log" 2>&1 &
+# moto_server answers each request on a thread of its own, and moto does
+# not make a conditional write atomic against a concurrent one (two racing
+# DynamoDB updates with the same condition both succeeded). The same
+# application is therefore served here on one thread, so requests run one
+# at a time, as the real services' conditions are evaluated atomically.
+MOTO_PORT=$port INITIAL_NO_AUTH_ACTION_COUNT=3 python3 - "$port" \
+    >"$work/moto.log" 2>&1 <<'PY' &
+import sys
+
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+
+run_simple("127.0.0.1", int(sys.argv[1]),
+           DomainDispatcherApplication(create_backend_app), threaded=False)
+PY
 moto_pid=$!
 
 endpoint=http://127.0.0.1:$port
