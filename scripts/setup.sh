@@ -36,7 +36,34 @@ packages=(
     # benchmarks of how `sinatra serve` delivers HLS files.
     nginx
     wrk
+    # The Lambda zips (scripts/lambda-bundle.sh) and their tests need zip,
+    # Debian's CA bundle, a static busybox as the shell of the empty
+    # chroot, and strace to list the files a bundle opens. For arm64 (AWS
+    # Graviton) they need a cross compiler, qemu to run the result, and
+    # the arm64 development libraries that sinatra-lambda links.
+    zip
+    ca-certificates
+    busybox-static
+    strace
+    gcc-aarch64-linux-gnu
+    qemu-user-static
+    libavformat-dev:arm64
+    libavcodec-dev:arm64
+    libavfilter-dev:arm64
+    libswscale-dev:arm64
+    libswresample-dev:arm64
+    libavutil-dev:arm64
+    libjansson-dev:arm64
+    libcurl4-openssl-dev:arm64
+    libssl-dev:arm64
 )
+# PyYAML parses the CloudFormation template in tests/infra. The AWS CLI
+# deploys it (scripts/aws/); Debian's awscli is listed only where no aws
+# command exists, so a newer AWS CLI v2 installed by hand is kept.
+packages+=(python3-yaml)
+if ! command -v aws >/dev/null; then
+    packages+=(awscli)
+fi
 # npm installs hls.js and playwright-core. A NodeSource nodejs package
 # contains npm and conflicts with Debian's npm package, so Debian's npm is
 # listed only where no npm command exists.
@@ -45,14 +72,20 @@ if ! command -v npm >/dev/null; then
 fi
 
 # Print the packages that are not fully installed ("ii" in dpkg's status),
-# with one dpkg-query call for all of them.
+# with one dpkg-query call for all of them. A name without ":ARCH" means
+# the native architecture or an "all" package.
 missing_packages() {
-    local installed package
+    local installed package native
 
-    installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' \
+    native=$(dpkg --print-architecture)
+    installed=$(dpkg-query -W \
+                -f='${db:Status-Abbrev} ${Package}:${Architecture}\n' \
                 "${packages[@]}" 2>/dev/null || true)
     for package in "${packages[@]}"; do
-        if ! grep -qx "ii  *$package" <<<"$installed"; then
+        if [[ $package == *:* ]]; then
+            grep -qx "ii  *$package" <<<"$installed" || echo "$package"
+        elif ! grep -qx -e "ii  *$package:$native" -e "ii  *$package:all" \
+                <<<"$installed"; then
             echo "$package"
         fi
     done
@@ -93,9 +126,23 @@ install_moto() {
              "be skipped" >&2
 }
 
+# cfn-lint, AWS's CloudFormation linter, checks infra/sinatra.yaml. It is
+# not a Debian 12 package; where it is missing, pip installs it like moto,
+# and the lint test is skipped if that fails.
+install_cfn_lint() {
+    if command -v cfn-lint >/dev/null; then
+        return 0
+    fi
+    echo "setup.sh: installing cfn-lint with pip"
+    python3 -m pip install --user --quiet cfn-lint ||
+        echo "setup.sh: pip could not install cfn-lint; the template" \
+             "lint test will be skipped" >&2
+}
+
 mapfile -t missing < <(missing_packages)
 if ((${#missing[@]} == 0)); then
     install_moto
+    install_cfn_lint
     check_libx264
     echo "setup.sh: all ${#packages[@]} packages are installed"
     exit 0
@@ -112,6 +159,11 @@ if ((EUID != 0)); then
 fi
 
 echo "setup.sh: installing ${missing[*]}"
+# The :arm64 packages need arm64 as a foreign architecture in dpkg.
+if [[ " ${missing[*]}" == *:arm64* ]] &&
+    ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    "${sudo[@]}" dpkg --add-architecture arm64
+fi
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get update -q
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
@@ -124,4 +176,5 @@ if ((${#missing[@]} != 0)); then
 fi
 check_libx264
 install_moto
+install_cfn_lint
 echo "setup.sh: installed; all ${#packages[@]} packages are present"

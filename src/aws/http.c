@@ -27,6 +27,9 @@ struct sn_http_client {
     char curl_error[CURL_ERROR_SIZE];
 };
 
+/* The CA bundle of clients created with default settings, or "". */
+static char default_ca_file[4096];
+
 /* The state of one request, kept across its attempts. */
 struct transfer {
     struct sn_http_client *client;
@@ -78,6 +81,19 @@ void sn_http_config_default(struct sn_http_config *cfg)
     cfg->low_speed_bytes = 1024;
     cfg->low_speed_time_s = 30;
     cfg->retry = retry;
+    cfg->ca_file = default_ca_file[0] != '\0' ? default_ca_file : NULL;
+}
+
+int sn_http_set_default_ca_file(const char *path)
+{
+    if (path == NULL) {
+        default_ca_file[0] = '\0';
+        return 0;
+    }
+    if (path[0] == '\0' || strlen(path) >= sizeof(default_ca_file))
+        return SN_ERR_INPUT;
+    memcpy(default_ca_file, path, strlen(path) + 1);
+    return 0;
 }
 
 void sn_http_request_init(struct sn_http_request *req, const char *method,
@@ -417,7 +433,8 @@ static const char *const conflict_codes[] = {
 /* Credentials or permissions: retrying or changing input cannot help. */
 static const char *const auth_codes[] = {
     "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken",
-    "InvalidClientTokenId", "UnrecognizedClientException", "AccessDenied",
+    "InvalidClientTokenId", "InvalidSignatureException",
+    "UnrecognizedClientException", "AccessDenied",
     "AccessDeniedException", "ExpiredToken", "ExpiredTokenException",
     "MissingAuthenticationToken", "AuthFailure",
 };

@@ -68,8 +68,20 @@ struct sn_http_config {
     void *sleep_opaque;
 };
 
-/* Fills cfg with the defaults above. */
+/* Fills cfg with the defaults above, and ca_file with the path of
+ * sn_http_set_default_ca_file() when one is set. */
 void sn_http_config_default(struct sn_http_config *cfg);
+
+/*
+ * Makes every client created afterwards with default settings (the S3,
+ * SQS and DynamoDB backends) verify TLS peers against the CA bundle at
+ * path, which is copied; NULL goes back to libcurl's built-in path. A
+ * bundle shipped next to the program is how a binary carried to another
+ * system (a Lambda bundle) finds its CAs. Call it at start-up, before
+ * any client exists: it is not synchronised with sn_http_client_new().
+ * Returns 0, or SN_ERR_INPUT when path is empty or 4096 bytes or longer.
+ */
+int sn_http_set_default_ca_file(const char *path);
 
 /*
  * Adds the authentication headers to *headers for one attempt of a

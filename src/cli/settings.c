@@ -233,15 +233,49 @@ static void default_output(struct sn_cli *cli)
     cli->process.output = cli->default_output;
 }
 
+void sn_cli_init(struct sn_cli *cli)
+{
+    sn_process_options_init(&cli->process);
+    cli->mode = SN_OUTPUT_BAR;
+    cli->default_output[0] = '\0';
+    cli->first_segment_us = 0;
+}
+
+int sn_cli_set(struct sn_cli *cli, const char *name, const char *value,
+               char *err, size_t err_size)
+{
+    const struct setting *s = find(name);
+
+    if (s == NULL || strcmp(s->name, "help") == 0) {
+        snprintf(err, err_size, "unknown option \"--%s\"", name);
+        return -EINVAL;
+    }
+    if (s->kind == FLAG && value != NULL) {
+        snprintf(err, err_size, "--%s takes no value", s->name);
+        return -EINVAL;
+    }
+    if (s->kind != FLAG && value == NULL) {
+        snprintf(err, err_size, "--%s needs a value (%s)", s->name, s->arg);
+        return -EINVAL;
+    }
+    return apply(cli, s, value, err, err_size) < 0 ? -EINVAL : 0;
+}
+
+int sn_cli_check(struct sn_cli *cli, char *err, size_t err_size)
+{
+    struct sn_process_options *o = &cli->process;
+
+    if (cli->first_segment_us == 0)
+        o->chunks.first_segment_us = o->chunks.keyframe_us;
+    return sn_chunk_config_check(&o->chunks, err, err_size) < 0 ? -EINVAL : 0;
+}
+
 int sn_cli_parse(struct sn_cli *cli, int argc, char **argv, char *err,
                  size_t err_size)
 {
     struct sn_process_options *o = &cli->process;
 
-    sn_process_options_init(o);
-    cli->mode = SN_OUTPUT_BAR;
-    cli->first_segment_us = 0;
-
+    sn_cli_init(cli);
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const struct setting *s;
@@ -283,7 +317,5 @@ int sn_cli_parse(struct sn_cli *cli, int argc, char **argv, char *err,
     }
     if (o->output == NULL)
         default_output(cli);
-    if (cli->first_segment_us == 0)
-        o->chunks.first_segment_us = o->chunks.keyframe_us;
-    return sn_chunk_config_check(&o->chunks, err, err_size) < 0 ? -EINVAL : 0;
+    return sn_cli_check(cli, err, err_size);
 }

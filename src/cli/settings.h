@@ -32,6 +32,26 @@ struct sn_cli {
 int sn_cli_parse(struct sn_cli *cli, int argc, char **argv, char *err,
                  size_t err_size);
 
+/* Fills cli with the defaults of `sinatra process`. */
+void sn_cli_init(struct sn_cli *cli);
+
+/*
+ * Applies the setting name (an option without its "--") with value, which
+ * is NULL for a flag, as the command line would. value must outlive cli.
+ * Other programs use it to read the same settings from elsewhere, such as
+ * the Lambda functions from their environment. Returns 0, or -EINVAL
+ * with one line in err that names the option.
+ */
+int sn_cli_set(struct sn_cli *cli, const char *name, const char *value,
+               char *err, size_t err_size);
+
+/*
+ * Completes the settings after the last sn_cli_set(): a first segment as
+ * long as the keyframe interval unless one was given, then the segment
+ * and chunk checks. Returns 0, or -EINVAL with one line in err.
+ */
+int sn_cli_check(struct sn_cli *cli, char *err, size_t err_size);
+
 /* Prints the option table. */
 void sn_cli_usage(FILE *out);
 

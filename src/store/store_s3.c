@@ -268,6 +268,7 @@ struct s3_reader {
     size_t buf_cap;
     size_t buf_len;
     int64_t buf_offset;
+    size_t window;            /* bytes the next GET fetches at least */
 };
 
 /* Collects a ranged GET's body into a reader's buffer. */
@@ -282,15 +283,24 @@ static int fill_buffer(void *opaque, const void *data, size_t n)
     return 0;
 }
 
-/* Replaces the buffer with bytes from offset on: n or the read-ahead,
- * whichever is more, and never past the end of the object. */
+/* Replaces the buffer with bytes from offset on: n or the read-ahead
+ * window, whichever is more, and never past the end of the object. The
+ * window doubles while the reads are sequential and starts again from
+ * SN_STORE_S3_READ_AHEAD after a seek. */
 static int fetch(struct s3_reader *r, int64_t offset, size_t n, char *err,
                  size_t err_size)
 {
     struct sn_http_request req;
     struct sn_http_response resp;
-    size_t want = n > SN_STORE_S3_READ_AHEAD ? n : SN_STORE_S3_READ_AHEAD;
+    size_t want;
     int rc;
+
+    if (r->buf_len > 0 && offset == r->buf_offset + (int64_t)r->buf_len &&
+        r->window < SN_STORE_S3_READ_AHEAD_MAX)
+        r->window *= 2;
+    else if (offset != r->buf_offset + (int64_t)r->buf_len)
+        r->window = SN_STORE_S3_READ_AHEAD;
+    want = n > r->window ? n : r->window;
 
     if ((int64_t)want > r->reader.size - offset)
         want = (size_t)(r->reader.size - offset);
@@ -386,6 +396,7 @@ static int s3_open(struct sn_store *s, const char *key,
         return rc;
     }
     r->st = st;
+    r->window = SN_STORE_S3_READ_AHEAD;
     r->reader.size = info.size;
     r->reader.read = reader_read;
     r->reader.close = reader_close;

@@ -14,9 +14,12 @@
 
 #include "store/store.h"
 
-/* The minimum bytes a reader fetches per ranged GET. Following reads are
- * served from that buffer, so a demuxer's small reads cost few requests. */
+/* The bytes a reader fetches per ranged GET after a seek. Following reads
+ * are served from that buffer, so a demuxer's small reads cost few
+ * requests. While reads go on where the last GET ended, each GET fetches
+ * twice as much as the one before, up to SN_STORE_S3_READ_AHEAD_MAX. */
 #define SN_STORE_S3_READ_AHEAD (1024 * 1024)
+#define SN_STORE_S3_READ_AHEAD_MAX (8 * 1024 * 1024)
 
 /* Maximum size of one PutObject (S3's single-request limit, 5 GiB). */
 #define SN_STORE_S3_MAX_PUT ((int64_t)5 * 1024 * 1024 * 1024)

@@ -10,6 +10,9 @@
 static enum sn_log_level min_level = SN_LOG_INFO;
 static int json_lines;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* The invocation being handled, on Lambda; "" when none. Under lock. */
+static char request_id[128];
+static char trace_id[512];
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -21,6 +24,14 @@ void sn_log_set_level(enum sn_log_level level)
 void sn_log_set_json(int json)
 {
     json_lines = json;
+}
+
+void sn_log_set_request(const char *request, const char *trace)
+{
+    pthread_mutex_lock(&lock);
+    snprintf(request_id, sizeof(request_id), "%s", request ? request : "");
+    snprintf(trace_id, sizeof(trace_id), "%s", trace ? trace : "");
+    pthread_mutex_unlock(&lock);
 }
 
 /* Writes the current UTC time as "2026-12-05T00:40:12.345Z" into out. */
@@ -50,6 +61,10 @@ static void write_json(enum sn_log_level level, const char *time,
         json_object_set_new(line, "video", json_string(video));
     if (job != NULL)
         json_object_set_new(line, "job", json_string(job));
+    if (request_id[0] != '\0')
+        json_object_set_new(line, "request_id", json_string(request_id));
+    if (trace_id[0] != '\0')
+        json_object_set_new(line, "trace_id", json_string(trace_id));
 
     text = json_dumps(line, JSON_COMPACT);
     if (text != NULL)

@@ -234,6 +234,7 @@ static void error_map_codes_and_statuses(void)
         {503, "", SN_ERR_AGAIN},
         {403, "SignatureDoesNotMatch", SN_ERR_BACKEND},
         {403, "InvalidAccessKeyId", SN_ERR_BACKEND},
+        {400, "InvalidSignatureException", SN_ERR_BACKEND},
         {400, "InvalidToken", SN_ERR_BACKEND},
         {403, "AccessDenied", SN_ERR_BACKEND},
         {400, "ExpiredToken", SN_ERR_BACKEND},
