@@ -876,6 +876,19 @@ def run_lambda_e2e(aws, outputs, env):
         return "Lambda end-to-end test skipped itself"
     check_equal(result.returncode, 0, "tests/lambda/test_lambda_e2e.py "
                 "exit status")
+    # status.sh finds a video the functions made ready, by its upload name.
+    status = run_script("status.sh", "bear clip.mp4", env=env)
+    check(": ready, generation 1" in status,
+          "status.sh of a ready video printed: %s" % status)
+    check("master playlist: s3://%s/" % outputs["HlsBucketName"] in status,
+          "status.sh names no master playlist: %s" % status)
+    missing = subprocess.run([os.path.join(SCRIPTS, "status.sh"),
+                              "never uploaded.mp4"], env=env,
+                             capture_output=True, text=True)
+    check(missing.returncode != 0, "status.sh of a name never uploaded "
+          "exited 0: %s" % missing.stdout.strip())
+    check("not found" in missing.stderr, "status.sh of a name never "
+          "uploaded printed: %s" % missing.stderr.strip())
     return "Lambda end-to-end test passed against the deployed stack"
 
 
