@@ -1,6 +1,7 @@
 #include "aws/credentials.h"
 
 #include "util/error.h"
+#include "util/log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -37,6 +38,7 @@ struct sn_aws_provider {
     pthread_mutex_t lock;
     int cached_valid;
     struct sn_aws_credentials cached;
+    int refresh_failure_logged;  /* for the cached keys */
     sn_aws_connect_hook hook;
     void *hook_opaque;
 };
@@ -1102,12 +1104,20 @@ int sn_aws_credentials_get(struct sn_aws_provider *p,
     if (rc == 0) {
         p->cached = *fresh;
         p->cached_valid = 1;
+        p->refresh_failure_logged = 0;
         *out = *fresh;
         goto out;
     }
 
-    /* A failed refresh keeps using keys that have not expired yet. */
+    /* A failed refresh keeps using keys that have not expired yet. It is
+     * tried again on every call, but logged once per set of keys. */
     if (p->cached_valid && now < p->cached.expires) {
+        if (!p->refresh_failure_logged)
+            sn_log(SN_LOG_WARN, NULL, NULL, "refreshing AWS credentials "
+                   "failed: %s; the keys from %s stay in use until they "
+                   "expire in %lld s", err, p->cached.source,
+                   (long long)(p->cached.expires - now));
+        p->refresh_failure_logged = 1;
         *out = p->cached;
         rc = 0;
         goto out;

@@ -337,6 +337,11 @@ static int sqs_receive(struct sn_queue *base, int visibility_s, int wait_ms,
                         "MessageSystemAttributeNames",
                         "ApproximateReceiveCount"),
               &reply, NULL, 0, err, err_size);
+    /* SN_ERR_AGAIN from a receive means "no message" to the caller, which
+     * then asks again at once. Throttling that outlasted the retries, or
+     * credentials that could not be fetched, must not look like that. */
+    if (rc == SN_ERR_AGAIN)
+        rc = SN_ERR_BACKEND;
     if (rc < 0)
         return rc;
 
