@@ -431,6 +431,49 @@ static void sqs_long_poll_times_out_empty(void)
     admin_close(&a);
 }
 
+/*
+ * A receive whose credentials cannot be fetched fails with an error, not
+ * with SN_ERR_AGAIN, which a worker reads as an empty queue and would ask
+ * again at once, forever and without a log line.
+ */
+static void sqs_receive_without_credentials_fails(void)
+{
+    struct sqs_admin a;
+    struct sn_queue *q = NULL;
+    struct sn_message m = {0};
+    char url[512], err[SN_ERR_SIZE] = "";
+    char *key_id, *secret;
+    int rc;
+
+    admin_open(&a);
+    create_queue(&a, "sn-no-credentials", NULL, url, sizeof(url));
+    key_id = strdup(getenv("AWS_ACCESS_KEY_ID"));
+    secret = strdup(getenv("AWS_SECRET_ACCESS_KEY"));
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    /* Port 1 on loopback refuses the connection. */
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/creds",
+           1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+
+    CHECK_INT(sn_queue_sqs_open(url, 5, &q, err, sizeof(err)), 0);
+    rc = q != NULL ? q->ops->receive(q, 30, 0, &m, err, sizeof(err)) : 0;
+    CHECK(rc < 0);
+    CHECK(rc != SN_ERR_AGAIN);
+    CHECK(strstr(err, "credentials") != NULL);
+
+    sn_queue_close(q);
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+    unsetenv("AWS_CONFIG_FILE");
+    setenv("AWS_ACCESS_KEY_ID", key_id, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", secret, 1);
+    free(key_id);
+    free(secret);
+    admin_close(&a);
+}
+
 /* A queue whose redrive policy allows 2 receives: the third receive finds
  * nothing, because SQS moved the message to the dead-letter queue. */
 static void sqs_redrive_moves_to_dead_letter(void)
@@ -520,6 +563,7 @@ SN_TEST_MAIN(
     TEST_CASE(sqs_release_delays_redelivery),
     TEST_CASE(sqs_send_delay_hides_message),
     TEST_CASE(sqs_long_poll_times_out_empty),
+    TEST_CASE(sqs_receive_without_credentials_fails),
     TEST_CASE(sqs_redrive_moves_to_dead_letter),
     TEST_CASE(sqs_aws_style_url_uses_endpoint),
     TEST_CASE(sqs_open_rejects_bad_arguments))
