@@ -35,6 +35,13 @@ case $arch in
 x86_64 | arm64) ;;
 *) die "SINATRA_ARCH is $arch; expected x86_64 or arm64" ;;
 esac
+# The template's AllowedPattern for Prefix, checked here too because the
+# scripts name buckets before CloudFormation sees the value.
+if [[ ! $prefix =~ ^[a-z0-9][a-z0-9-]{1,40}[a-z0-9]$ ]]; then
+    die "SINATRA_PREFIX is '$prefix'; expected 3 to 42 lower-case" \
+        "letters, digits and hyphens, starting and ending with a letter" \
+        "or digit"
+fi
 
 # AWS CLI v1 reads the region from AWS_DEFAULT_REGION only.
 if [[ -n ${AWS_REGION:-} && -z ${AWS_DEFAULT_REGION:-} ]]; then

@@ -16,6 +16,14 @@ case ${1:-} in
 *) die "unknown argument: $1 (usage: $script [--since DURATION])" ;;
 esac
 
+# AWS CLI v1 has no `aws logs tail`; it would print its usage and exit.
+version=$(aws --version 2>&1)
+if [[ $version != aws-cli/2.* ]]; then
+    die "aws logs tail needs AWS CLI v2; found ${version%% *}. Install" \
+        "AWS CLI v2, or read the log groups /aws/lambda/$prefix-orchestrator" \
+        "and /aws/lambda/$prefix-worker in the CloudWatch console"
+fi
+
 pids=()
 stop() {
     for pid in "${pids[@]}"; do

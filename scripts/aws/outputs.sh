@@ -31,6 +31,12 @@ declare -A env_name=(
 )
 
 outputs=$(stack_outputs) || die "could not read the outputs of stack $stack"
+# describe-stacks prints "None" for a stack without outputs: one that is
+# still being created, or one deployed to moto through a change set.
+if [[ -z $outputs || $outputs == None ]]; then
+    die "stack $stack has no outputs yet; check its status with: aws" \
+        "cloudformation describe-stacks --stack-name $stack"
+fi
 while IFS=$'\t' read -r key value; do
     if [[ $format == names && -n ${snake[$key]:-} ]]; then
         printf '%s = %s\n' "${snake[$key]}" "$value"

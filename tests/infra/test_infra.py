@@ -8,6 +8,8 @@ Cases:
   template_parts_moto_skips  checks of the parsed template for what moto
                              5.2.1 cannot create (run anywhere).
   pulumi_program_matches     checks of the parsed Pulumi program.
+  scripts_reject_bad_settings  the scripts in scripts/aws/ stop with one
+                             line on a bad setting, before any AWS call.
   stack_deploys_to_moto      deploys the template to moto, checks the
                              resources through the API, runs the Lambda
                              end-to-end test against them when it can, and
@@ -453,6 +455,41 @@ def case_template_parts_moto_skips():
         if r["Type"] in MOTO_UNSUPPORTED_TYPES), "removed resources")
     check_equal(sorted(set(template["Outputs"]) - set(reduced["Outputs"])),
                 ["HlsCdnUrl"], "outputs left out of the reduced template")
+    return 0
+
+
+# ---- case: scripts_reject_bad_settings -----------------------------------
+
+def case_scripts_reject_bad_settings():
+    """Each script stops with one line naming the bad setting before it
+    calls AWS. The endpoint is a closed loopback port, so a script that
+    did call AWS would fail with a different message."""
+    base = dict(os.environ, AWS_ENDPOINT_URL="http://127.0.0.1:9",
+                AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
+                AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
+                AWS_SECRET_ACCESS_KEY="not-a-secret")
+    cases = [
+        ("outputs.sh", [], {"SINATRA_PREFIX": "Bad_Prefix"},
+         "SINATRA_PREFIX is 'Bad_Prefix'"),
+        ("teardown.sh", [], {"SINATRA_PREFIX": "a"}, "SINATRA_PREFIX is 'a'"),
+        ("upload-video.sh", ["/nonexistent/clip.mp4"], {},
+         "/nonexistent/clip.mp4: no such file"),
+        ("deploy.sh", ["WorkerMemorySize"], {},
+         "invalid parameter override: WorkerMemorySize"),
+        ("status.sh", [], {}, "usage: status.sh NAME"),
+        ("upload-code.sh", [], {"SINATRA_ARCH": "sparc"},
+         "SINATRA_ARCH is sparc"),
+    ]
+    for name, args, env, expected in cases:
+        result = subprocess.run([os.path.join(SCRIPTS, name)] + args,
+                                env=dict(base, **env), capture_output=True,
+                                text=True, timeout=60)
+        lines = result.stderr.strip().splitlines()
+        check(result.returncode != 0, "%s %s exited 0" % (name, args))
+        check(len(lines) == 1, "%s printed %d lines: %s"
+              % (name, len(lines), result.stderr.strip()))
+        check(expected in result.stderr, "%s printed %r, expected %r"
+              % (name, result.stderr.strip(), expected))
     return 0
 
 
@@ -985,6 +1022,7 @@ CASES = {
     "template_lints_clean": case_template_lints_clean,
     "template_parts_moto_skips": case_template_parts_moto_skips,
     "pulumi_program_matches": case_pulumi_program_matches,
+    "scripts_reject_bad_settings": case_scripts_reject_bad_settings,
     "stack_deploys_to_moto": case_stack_deploys_to_moto,
 }
 
