@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "cli/settings.h"
+#include "lambda/events.h"
+#include "media/job.h"
 
 /* Environment variables that carry a `sinatra process` option. */
 static const struct {
@@ -67,7 +69,29 @@ static int read_max_receives(struct sn_lambda_config *c, char *err,
     return 0;
 }
 
-/* Applies the ladder and segment variables through the option table. */
+/*
+ * Checks SINATRA_PRESET before the option table does, because the
+ * table's message ends in "(expected NAME)" and a reader of a failed
+ * init needs the list of presets.
+ */
+static int check_preset(const char *v, char *err, size_t err_size)
+{
+    char shown[40 + SN_EXCERPT_MARK_MAX];
+
+    if (sn_x264_preset_valid(v))
+        return 0;
+    snprintf(err, err_size, "SINATRA_PRESET: invalid value \"%s\" "
+             "(expected an x264 preset: ultrafast, superfast, veryfast, "
+             "faster, fast, medium, slow, slower, veryslow or placebo)",
+             sn_excerpt(v, 40, shown, sizeof(shown)));
+    return -EINVAL;
+}
+
+/*
+ * Applies the ladder and segment variables through the option table. A
+ * variable that is set but empty goes through the same checks as an
+ * empty option value of `sinatra process`, which rejects it.
+ */
 static int read_options(struct sn_lambda_config *c, char *err,
                         size_t err_size)
 {
@@ -76,10 +100,14 @@ static int read_options(struct sn_lambda_config *c, char *err,
 
     sn_cli_init(&cli);
     for (size_t i = 0; i < N_OPTION_VARS; i++) {
-        const char *v = env_value(option_vars[i].env);
+        const char *v = getenv(option_vars[i].env);
 
-        if (v != NULL &&
-            sn_cli_set(&cli, option_vars[i].option, v, cause,
+        if (v == NULL)
+            continue;
+        if (strcmp(option_vars[i].env, "SINATRA_PRESET") == 0 &&
+            check_preset(v, err, err_size) < 0)
+            return -EINVAL;
+        if (sn_cli_set(&cli, option_vars[i].option, v, cause,
                        sizeof(cause)) < 0) {
             snprintf(err, err_size, "%s: %s", option_vars[i].env, cause);
             return -EINVAL;

@@ -94,40 +94,91 @@ static int append(json_t *list, json_t *item)
     return item != NULL ? json_array_append_new(list, item) : -1;
 }
 
-/* Orchestrates one upload and files it under planned, failed or ignored;
- * returns the code when a retry may cure the failure, else 0. */
+/* Adds {"key","video","reason"} to the failed list. */
+static int append_failed(json_t *doc, const char *key, const char *id,
+                         const char *reason)
+{
+    return append(json_object_get(doc, "failed"),
+                  json_pack("{s:s,s:s,s:s}", "key", key, "video", id,
+                            "reason", reason));
+}
+
+/*
+ * Files an upload that sn_orchestrate() accepted under planned or failed.
+ * sn_orchestrate() also returns 0 for a repeated event, whatever became
+ * of the video, so the state is read to find whether an earlier event
+ * failed it.
+ * Returns 0, -ENOMEM, or the state's code with one line in err.
+ */
+static int file_accepted(struct sn_lambda_app *app, const char *key,
+                         const char *id, json_t *doc, char *err,
+                         size_t err_size)
+{
+    struct sn_state *st = app->b.state;
+    struct sn_video v = {0};
+    char cause[SN_ERR_SIZE] = "";
+    int rc;
+
+    rc = st->ops->get(st, id, &v, cause, sizeof(cause));
+    if (rc < 0) {
+        sn_utf8_repair(cause);
+        snprintf(err, err_size, "video %s: reading its state: %s", id,
+                 cause);
+        return rc;
+    }
+    if (v.status == SN_VIDEO_FAILED) {
+        sn_utf8_repair(v.error);
+        rc = append_failed(doc, key, id, v.error);
+    } else {
+        rc = append(json_object_get(doc, "planned"),
+                    json_pack("{s:s,s:s}", "key", key, "video", id));
+    }
+    sn_video_release(&v);
+    if (rc < 0) {
+        snprintf(err, err_size, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * Orchestrates one upload and files it under planned, failed or ignored.
+ * Returns 0, or with one line in err -ENOMEM or the code of a failure
+ * that a retry may cure.
+ */
 static int orchestrate_one(struct sn_lambda_app *app,
                            const struct sn_upload_record *r, json_t *doc,
                            char *err, size_t err_size)
 {
     char id[SN_VIDEO_ID_LEN + 1] = "", cause[SN_ERR_SIZE] = "";
+    char shown[SN_EXCERPT_MAX + SN_EXCERPT_MARK_MAX];
     json_t *item;
     int rc;
 
     rc = sn_orchestrate(&app->b, &app->config.pipeline, r->key, id, cause,
                         sizeof(cause));
+    /* The cause goes into JSON, and may end in a character that a
+     * fixed-size buffer cut. */
+    sn_utf8_repair(cause);
     if (rc == 0) {
-        item = json_pack("{s:s,s:s}", "key", r->key, "video", id);
-        return append(json_object_get(doc, "planned"), item) < 0 ? -ENOMEM
-                                                                : 0;
-    }
-    if (is_permanent(rc)) {
-        item = json_pack("{s:s,s:s,s:s}", "key", r->key, "video", id,
-                         "reason", cause);
-        return append(json_object_get(doc, "failed"), item) < 0 ? -ENOMEM
-                                                               : 0;
-    }
-    if (rc == SN_ERR_NOT_FOUND) {
+        rc = file_accepted(app, r->key, id, doc, err, err_size);
+    } else if (is_permanent(rc)) {
+        rc = append_failed(doc, r->key, id, cause) < 0 ? -ENOMEM : 0;
+    } else if (rc == SN_ERR_NOT_FOUND) {
         /* Deleted after the event was sent: there is nothing to do, now
          * or on a retry. */
         sn_log(SN_LOG_WARN, id, NULL, "ignored s3://%s/%s: %s", r->bucket,
-               r->key, cause);
+               sn_excerpt(r->key, SN_EXCERPT_MAX, shown, sizeof(shown)),
+               cause);
         item = json_pack("{s:s,s:s,s:s}", "bucket", r->bucket, "key", r->key,
                          "reason", cause);
-        return append(json_object_get(doc, "ignored"), item) < 0 ? -ENOMEM
-                                                                : 0;
+        rc = append(json_object_get(doc, "ignored"), item) < 0 ? -ENOMEM : 0;
+    } else {
+        snprintf(err, err_size, "%s", cause);
+        return rc;
     }
-    snprintf(err, err_size, "%s", cause);
+    if (rc == -ENOMEM)
+        snprintf(err, err_size, "out of memory");
     return rc;
 }
 
@@ -139,6 +190,7 @@ int sn_lambda_orchestrator(struct sn_lambda_app *app,
     json_t *doc = json_pack("{s:[],s:[],s:[]}", "planned", "failed",
                             "ignored");
     char first_err[SN_ERR_SIZE] = "";
+    char shown[SN_EXCERPT_MAX + SN_EXCERPT_MARK_MAX];
     int rc = -ENOMEM, first_rc = 0, n_retry = 0, n_uploads = 0;
 
     *response = NULL;
@@ -160,7 +212,9 @@ int sn_lambda_orchestrator(struct sn_lambda_app *app,
 
         if (r->ignored) {
             sn_log(SN_LOG_INFO, NULL, NULL, "ignored s3://%s/%s: %s",
-                   r->bucket, r->key, r->reason);
+                   r->bucket,
+                   sn_excerpt(r->key, SN_EXCERPT_MAX, shown, sizeof(shown)),
+                   r->reason);
             rc = append(json_object_get(doc, "ignored"),
                         json_pack("{s:s,s:s,s:s}", "bucket", r->bucket,
                                   "key", r->key, "reason", r->reason));
@@ -308,10 +362,12 @@ static void video_of(const char *body, char *id)
     const char *v = json_string_value(json_object_get(root, "video"));
 
     snprintf(id, SN_VIDEO_ID_LEN + 1, "%s", v != NULL ? v : "");
+    sn_utf8_repair(id);
     json_decref(root);
 }
 
-/* Fails the video of a message; returns 0 when that is recorded. */
+/* Fails the video of a message; returns 0 when that is recorded.
+ * sn_worker_fail() logs the failed video itself. */
 static int fail_video(struct sn_lambda_app *app,
                       const struct sn_sqs_record *m, const char *id,
                       const char *reason)
@@ -320,8 +376,37 @@ static int fail_video(struct sn_lambda_app *app,
     int rc = sn_worker_fail(&app->b, m->body, reason, err, sizeof(err));
 
     if (rc < 0)
-        sn_log(SN_LOG_ERROR, id, m->message_id, "%s", err);
+        sn_log(SN_LOG_ERROR, id, m->message_id, "marking the video failed "
+               "(%s) failed: %s", reason, err);
     return rc;
+}
+
+/*
+ * Handles a job that failed because of its source: the video fails now,
+ * since another delivery would fail the same way. A body that is not a
+ * job cannot fail a video, so it is dropped. Logs one line: here, or in
+ * sn_worker_fail() for a failed video. Nothing is logged when a newer
+ * upload has replaced the video. Returns 1 when the message must come
+ * back.
+ */
+static int fail_permanently(struct sn_lambda_app *app,
+                            const struct sn_sqs_record *m, const char *id,
+                            const char *reason)
+{
+    char err[SN_ERR_SIZE];
+    int rc = sn_worker_fail(&app->b, m->body, reason, err, sizeof(err));
+
+    if (rc == SN_ERR_INPUT) {
+        sn_log(SN_LOG_WARN, id, m->message_id, "message dropped: %s",
+               reason);
+        return 0;
+    }
+    if (rc < 0) {
+        sn_log(SN_LOG_ERROR, id, m->message_id, "job failed (%s), and "
+               "marking the video failed failed: %s", reason, err);
+        return 1;
+    }
+    return 0;
 }
 
 /*
@@ -335,22 +420,21 @@ static int work_one(struct sn_lambda_app *app, const struct sn_sqs_record *m,
     int max = app->config.max_receives;
     int last = m->receive_count >= max;
     char id[SN_VIDEO_ID_LEN + 1], err[SN_ERR_SIZE] = "";
+    const char *video;
     int rc;
 
     video_of(m->body, id);
+    video = id[0] != '\0' ? id : NULL;
     rc = sn_worker_handle(&app->b, &app->config.pipeline, m->body, &hooks,
                           err, sizeof(err));
     if (rc == 0)
         return 0;
+    /* A log line or a state item with a character cut by a fixed-size
+     * buffer would not be valid JSON. */
+    sn_utf8_repair(err);
+    if (is_permanent(rc))
+        return fail_permanently(app, m, video, err);
 
-    if (is_permanent(rc)) {
-        /* The source itself is at fault: the video fails now, and
-         * another delivery would fail the same way. A body that is not a
-         * job at all cannot fail a video; it is logged and dropped. */
-        sn_log(SN_LOG_WARN, id, m->message_id, "%s", err);
-        rc = fail_video(app, m, id, err);
-        return rc < 0 && rc != SN_ERR_INPUT;
-    }
     if (rc == SN_ERR_INTERRUPTED)
         snprintf(err, sizeof(err), "job stopped before the function's "
                  "deadline on delivery %d of %d; raise the function's "
@@ -358,10 +442,10 @@ static int work_one(struct sn_lambda_app *app, const struct sn_sqs_record *m,
                  m->receive_count, max);
     sn_log(rc == SN_ERR_INTERRUPTED || rc == SN_ERR_AGAIN ? SN_LOG_INFO
                                                           : SN_LOG_WARN,
-           id, m->message_id, "delivery %d of %d failed: %s",
+           video, m->message_id, "delivery %d of %d failed: %s",
            m->receive_count, max, err);
     if (last)
-        fail_video(app, m, id, err);
+        fail_video(app, m, video, err);
     return 1;
 }
 
@@ -397,6 +481,11 @@ int sn_lambda_worker(struct sn_lambda_app *app,
                    timer.cancel ? "the deadline is near"
                                 : "an earlier message of the FIFO batch "
                                   "failed");
+            failed[n_failed++] = m->message_id;
+        } else if (m->invalid[0] != '\0') {
+            /* Lambda delivers it again until SQS dead-letters it. */
+            sn_log(SN_LOG_WARN, NULL, m->message_id, "malformed record, "
+                   "reported failed: %s", m->invalid);
             failed[n_failed++] = m->message_id;
         } else if (work_one(app, m, &timer)) {
             failed[n_failed++] = m->message_id;

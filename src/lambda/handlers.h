@@ -44,6 +44,10 @@ void sn_lambda_app_close(struct sn_lambda_app *app);
  *  "ignored":[{"bucket","key","reason"}], "test_events":N}. "failed"
  * lists sources that are not usable media: sn_orchestrate() has recorded
  * those videos as failed, and another attempt would fail the same way.
+ * A repeated event for an upload whose video failed earlier is listed
+ * there too, with the reason stored in the state. Records that are not
+ * uploads, including keys that are not valid UTF-8 once decoded, are
+ * listed under "ignored".
  *
  * Returns 0, or with one line in err and *response NULL: SN_ERR_INPUT
  * when the event is neither kind, or the code of the first upload that
@@ -70,8 +74,13 @@ int sn_lambda_orchestrator(struct sn_lambda_app *app,
  * started are returned. For a FIFO queue, every message after the first
  * failure is returned too, unstarted, to keep the order.
  *
+ * A record that has a usable messageId but is otherwise malformed is
+ * reported failed without running, so Lambda delivers it again until SQS
+ * dead-letters it.
+ *
  * Returns 0, or with one line in err and *response NULL: SN_ERR_INPUT
- * when the event is not an SQS batch, or -ENOMEM.
+ * when the event is not an SQS batch or a record has no usable
+ * messageId (Lambda then returns the whole batch), or -ENOMEM.
  */
 int sn_lambda_worker(struct sn_lambda_app *app,
                      const struct sn_invocation *inv, char **response,

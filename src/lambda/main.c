@@ -15,6 +15,7 @@
 
 #include <libavutil/log.h>
 
+#include "lambda/events.h"
 #include "lambda/handlers.h"
 #include "lambda/runtime.h"
 #include "util/error.h"
@@ -84,41 +85,53 @@ static double seconds_since(const struct timespec *t0)
 static void init_failed(struct sn_runtime *rt, const char *type,
                         const char *message)
 {
-    char err[SN_ERR_SIZE];
+    char err[SN_ERR_SIZE], text[SN_ERR_SIZE + 64];
 
-    sn_log(SN_LOG_ERROR, NULL, NULL, "start-up failed: %s", message);
-    if (sn_runtime_error(rt, NULL, type, message, err, sizeof(err)) < 0)
+    /* A variable's value may have been cut inside a character. */
+    snprintf(text, sizeof(text), "%s", message);
+    sn_utf8_repair(text);
+    sn_log(SN_LOG_ERROR, NULL, NULL, "start-up failed: %s", text);
+    if (sn_runtime_error(rt, NULL, type, text, err, sizeof(err)) < 0)
         sn_log(SN_LOG_ERROR, NULL, NULL, "%s", err);
 }
 
 /*
- * Handles one invocation and sends its result. Returns 0 to go on, or
- * SN_ERR_BACKEND when the Runtime API failed and the process must exit.
+ * Handles one invocation and sends its result: the response, or an
+ * invocation error when the handler failed or the response is too large.
+ * Returns 0 to go on, or SN_ERR_BACKEND when the Runtime API failed and
+ * the process must exit.
  */
 static int invoke(struct sn_runtime *rt, struct sn_lambda_app *app,
                   handler_fn handler, const struct sn_invocation *inv)
 {
-    char err[SN_ERR_SIZE] = "", api_err[SN_ERR_SIZE];
+    char err[SN_ERR_SIZE] = "", api_err[SN_ERR_SIZE] = "";
     char *response = NULL;
+    const char *type;
     int rc;
 
     rc = handler(app, inv, &response, err, sizeof(err));
     if (rc == 0) {
         rc = sn_runtime_respond(rt, inv->request_id, response,
                                 strlen(response), api_err, sizeof(api_err));
-        if (rc == SN_ERR_LIMIT) {
-            snprintf(err, sizeof(err), "response of %zu bytes is larger "
-                     "than the Runtime API accepts", strlen(response));
-            rc = -1;
-        }
+        if (rc != SN_ERR_LIMIT)
+            goto sent;
+        snprintf(err, sizeof(err), "response of %zu bytes is larger than "
+                 "the Runtime API accepts", strlen(response));
+        type = SN_LAMBDA_ERROR_INTERNAL;
     } else {
-        sn_log(SN_LOG_ERROR, NULL, NULL, "invocation failed: %s", err);
+        type = sn_lambda_error_type(rc);
     }
-    if (rc < 0 && rc != SN_ERR_BACKEND && rc != SN_ERR_INPUT)
-        rc = sn_runtime_error(rt, inv->request_id, sn_lambda_error_type(rc),
-                              err, api_err, sizeof(api_err));
+
+    /* The message goes into JSON, and a fixed-size buffer may have cut a
+     * character of it. */
+    sn_utf8_repair(err);
+    sn_log(SN_LOG_ERROR, NULL, NULL, "invocation failed: %s", err);
+    rc = sn_runtime_error(rt, inv->request_id, type, err, api_err,
+                          sizeof(api_err));
+
+sent:
     if (rc < 0)
-        sn_log(SN_LOG_ERROR, NULL, NULL, "%s", api_err);
+        sn_log(SN_LOG_ERROR, NULL, NULL, "Runtime API: %s", api_err);
     free(response);
     return rc == SN_ERR_BACKEND ? rc : 0;
 }

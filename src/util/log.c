@@ -1,4 +1,5 @@
 #include "util/log.h"
+#include "util/utf8.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -73,10 +74,20 @@ static void write_json(enum sn_log_level level, const char *time,
     json_decref(line);
 }
 
+/* Copies an id into out as valid UTF-8, or returns NULL for NULL. */
+static const char *clean_id(const char *id, char *out, size_t out_size)
+{
+    if (id == NULL)
+        return NULL;
+    snprintf(out, out_size, "%s", id);
+    sn_utf8_repair(out);
+    return out;
+}
+
 void sn_log(enum sn_log_level level, const char *video, const char *job,
             const char *fmt, ...)
 {
-    char message[1024], time[32];
+    char message[1024], time[32], video_text[128], job_text[128];
     va_list ap;
 
     if (level < min_level)
@@ -85,6 +96,11 @@ void sn_log(enum sn_log_level level, const char *video, const char *job,
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
+    /* Text from outside (names, keys, service messages) or a cut at the
+     * buffer's end can leave invalid UTF-8, which JSON cannot carry. */
+    sn_utf8_repair(message);
+    video = clean_id(video, video_text, sizeof(video_text));
+    job = clean_id(job, job_text, sizeof(job_text));
 
     format_time(time, sizeof(time));
     pthread_mutex_lock(&lock);

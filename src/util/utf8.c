@@ -1,5 +1,7 @@
 #include "util/utf8.h"
 
+#include <string.h>
+
 size_t sn_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
     uint32_t c = s[0], min;
@@ -50,4 +52,23 @@ size_t sn_utf8_cut(const char *s, size_t len, size_t max)
     while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
         max--;
     return max;
+}
+
+size_t sn_utf8_repair(char *s)
+{
+    size_t len = strlen(s), replaced = 0;
+
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = sn_utf8_decode((const unsigned char *)s + i, len - i,
+                                  &cp);
+
+        if (n == 0) {
+            s[i++] = '?';
+            replaced++;
+        } else {
+            i += n;
+        }
+    }
+    return replaced;
 }

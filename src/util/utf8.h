@@ -27,4 +27,11 @@ int sn_utf8_is_control(uint32_t cp);
  */
 size_t sn_utf8_cut(const char *s, size_t len, size_t max);
 
+/*
+ * Replaces, in place, each byte of the NUL-terminated s that does not
+ * start a valid UTF-8 character with '?', so that s can go into JSON.
+ * Returns the number of bytes replaced.
+ */
+size_t sn_utf8_repair(char *s);
+
 #endif

@@ -150,6 +150,46 @@ static void invalid_settings_name_variable_and_cause(void)
     }
 }
 
+/* `sinatra process --rungs ''` is an error, so an empty variable is one
+ * too, for every option variable. */
+static void empty_option_variable_is_rejected(void)
+{
+    static const struct {
+        const char *name;
+        const char *cause;
+    } cases[] = {
+        {"SINATRA_RUNGS", "empty list of short sides"},
+        {"SINATRA_CRF", "invalid number \"\""},
+        {"SINATRA_SEGMENT_FORMAT", "invalid value \"\""},
+        {"SINATRA_PRESET", "invalid value \"\""},
+    };
+    struct sn_lambda_config c;
+    char err[512];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        reset_env();
+        setenv(cases[i].name, "", 1);
+        CHECK_INT(load(&c, err, sizeof(err)), -EINVAL);
+        CHECK(strncmp(err, cases[i].name, strlen(cases[i].name)) == 0);
+        CHECK(strstr(err, cases[i].cause) != NULL);
+        if (strstr(err, cases[i].cause) == NULL)
+            fprintf(stderr, "%s='': %s\n", cases[i].name, err);
+    }
+}
+
+static void invalid_preset_lists_presets(void)
+{
+    struct sn_lambda_config c;
+    char err[512];
+
+    reset_env();
+    setenv("SINATRA_PRESET", "fastest", 1);
+    CHECK_INT(load(&c, err, sizeof(err)), -EINVAL);
+    CHECK_STR(err, "SINATRA_PRESET: invalid value \"fastest\" (expected an "
+                   "x264 preset: ultrafast, superfast, veryfast, faster, "
+                   "fast, medium, slow, slower, veryslow or placebo)");
+}
+
 static void ca_bundle_from_variable_or_task_root(void)
 {
     char dir[] = "/tmp/sn-lambda-config-XXXXXX";
@@ -196,4 +236,6 @@ SN_TEST_MAIN(
     TEST_CASE(missing_required_variable_is_named),
     TEST_CASE(ladder_and_segment_settings_apply),
     TEST_CASE(invalid_settings_name_variable_and_cause),
+    TEST_CASE(empty_option_variable_is_rejected),
+    TEST_CASE(invalid_preset_lists_presets),
     TEST_CASE(ca_bundle_from_variable_or_task_root))

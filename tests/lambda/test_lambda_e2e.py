@@ -26,6 +26,7 @@ tests/lambda/lambdakit.py:
   on resources made elsewhere instead of creating them.
 """
 
+import json
 import os
 import sys
 import time
@@ -255,6 +256,123 @@ def worker_stops_before_deadline_and_job_returns(c, tmp):
                               media_path(SINTEL), tmp, SINTEL)
         s.check_logs()
     run(c, tmp, body, env=SLOW_ENV)
+
+
+# Events that are not usable at all: each must come back as an
+# invocation error of type Sinatra.InvalidEvent, with the process still
+# up for the next event.
+INVALID_EVENTS = [
+    b"{", b"{}", b"[]", b"null", b'"hello"', b"", b'{"Records":{}}',
+    b'{"Records":"x"}', b'{"Records":null}', b"\xff\xff\xff",
+    b"[" * 200000,
+]
+# Batches the worker cannot report message by message: a record that is
+# not an object, one without a usable messageId, an S3 event.
+INVALID_BATCHES = [
+    {"Records": [1]},
+    {"Records": [{"body": "{}"}]},
+    {"Records": [{"messageId": "m\udc80", "body": "{}"}]},
+    {"Records": [{"messageId": "m" * 200000, "body": "{}"}]},
+    {"Records": [{"eventSource": "aws:s3", "eventName":
+                  "ObjectCreated:Put", "s3": {}}]},
+]
+
+
+def s3_event(bucket, *keys):
+    return {"Records": [
+        {"eventVersion": "2.1", "eventSource": "aws:s3",
+         "eventName": "ObjectCreated:Put",
+         "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}
+        for key in keys]}
+
+
+def check_invalid_event(c, fn, event, what):
+    r = fn.invoke(event)
+    c.expect(r.kind == "error" and r.error_type == "Sinatra.InvalidEvent",
+             "%s on %s: %s %s %s; log: %s"
+             % (fn.name, what, r.kind, r.error_type, r.body[:200],
+                fn.log_text()[-1000:]))
+    c.expect(fn.alive(), "%s exited after %s; log: %s"
+             % (fn.name, what, fn.log_text()[-1000:]))
+
+
+@case
+def invalid_events_fail_invocation_not_process(c, tmp):
+    def body(s):
+        for fn in (s.orchestrator, s.worker):
+            for event in INVALID_EVENTS:
+                check_invalid_event(c, fn, event, repr(event[:20]))
+        for event in INVALID_BATCHES:
+            text = json.dumps(event).encode("utf-8", "surrogatepass")
+            check_invalid_event(c, s.worker, text, repr(text[:60]))
+
+        # Only the malformed record of a batch comes back.
+        batch = {"Records": [
+            {"messageId": "m-bad-count", "body": "{}",
+             "attributes": {"ApproximateReceiveCount": "abc"}},
+            {"messageId": "m-not-a-job", "body": "{}"}]}
+        r = s.worker.invoke(batch)
+        c.expect(r.kind == "response" and r.payload == {
+            "batchItemFailures": [{"itemIdentifier": "m-bad-count"}]},
+            "worker on a batch with one malformed record: %s %s"
+            % (r.kind, r.body[:300]))
+        r = s.orchestrator.invoke({"Event": "s3:TestEvent"})
+        c.expect(r.kind == "response", "orchestrator after the invalid "
+                 "events: %s %s" % (r.kind, r.body[:300]))
+        for fn in (s.orchestrator, s.worker):
+            c.expect(fn.cold_starts == 1, "%s started %d times"
+                     % (fn.name, fn.cold_starts))
+            c.expect("HTTP 403" not in fn.log_text(), "%s: the Runtime API "
+                     "rejected a call; log: %s"
+                     % (fn.name, fn.log_text()[-1000:]))
+        s.check_logs()
+    run(c, tmp, body)
+
+
+@case
+def undecodable_key_is_ignored_alone(c, tmp):
+    def body(s):
+        video = s.upload("t5-mkv.mkv", BEAR)
+        r = s.orchestrator.invoke(s3_event(s.res.videos, "stream/%FF.mp4",
+                                           "stream/t5-mkv.mkv"))
+        c.require(r.kind == "response", "orchestrator: %s %s; log: %s"
+                  % (r.kind, r.body[:300],
+                     s.orchestrator.log_text()[-1000:]))
+        ignored = r.payload.get("ignored", [])
+        c.expect(len(ignored) == 1 and
+                 ignored[0].get("key") == "stream/%FF.mp4" and
+                 "invalid UTF-8" in ignored[0].get("reason", ""),
+                 "ignored: %r" % ignored)
+        planned = [p.get("video") for p in r.payload.get("planned", [])]
+        c.expect(planned == [video], "planned %r, expected [%s]"
+                 % (planned, video))
+        s.check_logs()
+    run(c, tmp, body)
+
+
+@case
+def repeat_of_failed_upload_is_listed_failed(c, tmp):
+    def body(s):
+        key = K.UPLOAD_PREFIX + "notes.mp4"
+        s.aws["s3"].put_object(Bucket=s.res.videos, Key=key,
+                               Body=b"these are not video frames\n" * 64)
+        event = s3_event(s.res.videos, key)
+        first = s.orchestrator.invoke(event)
+        again = s.orchestrator.invoke(event)
+        for label, r in (("first", first), ("repeated", again)):
+            c.require(r.kind == "response", "%s event: %s %s"
+                      % (label, r.kind, r.body[:300]))
+            failed = r.payload.get("failed", [])
+            c.expect(not r.payload.get("planned") and len(failed) == 1 and
+                     failed[0].get("key") == key and
+                     failed[0].get("reason"),
+                     "%s event: %s" % (label, r.body[:300]))
+        c.expect(first.payload.get("failed") == again.payload.get("failed"),
+                 "the repeat reports %r, the first event %r"
+                 % (again.payload.get("failed"),
+                    first.payload.get("failed")))
+        s.check_logs()
+    run(c, tmp, body)
 
 
 def stop_a_job(s):

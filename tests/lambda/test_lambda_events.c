@@ -127,6 +127,17 @@ static void key_nul_escape_is_rejected(void)
     CHECK(strstr(err, "NUL") != NULL);
 }
 
+static void key_invalid_utf8_is_rejected(void)
+{
+    char out[64], err[SN_ERR_SIZE] = "";
+
+    CHECK_INT(decode("stream/%FF.mp4", out, sizeof(out), err), SN_ERR_INPUT);
+    CHECK(strstr(err, "invalid UTF-8") != NULL);
+    CHECK(strstr(err, "stream/%FF.mp4") != NULL);
+    /* A character cut short by the end of the key. */
+    CHECK_INT(decode("n%C3", out, sizeof(out), err), SN_ERR_INPUT);
+}
+
 static void key_longer_than_buffer_is_rejected(void)
 {
     char out[8], err[SN_ERR_SIZE] = "";
@@ -272,6 +283,127 @@ static void event_without_records_is_rejected(void)
     }
 }
 
+static void s3_invalid_utf8_key_is_ignored_alone(void)
+{
+    struct sn_upload_event e;
+
+    CHECK_INT(parse_fixture("s3-put-invalid-utf8-key.json", &e), 0);
+    CHECK_INT(e.n, 2);
+    if (e.n == 2) {
+        CHECK_INT(e.records[0].ignored, 1);
+        CHECK_STR(e.records[0].key, "stream/%FF.mp4");
+        CHECK(strstr(e.records[0].reason, "invalid UTF-8") != NULL);
+        CHECK_INT(e.records[1].ignored, 0);
+        CHECK_STR(e.records[1].key, "stream/t5-mkv.mkv");
+    }
+    sn_upload_event_release(&e);
+}
+
+static void s3_event_version_number_is_named(void)
+{
+    const char *event =
+        "{\"Records\":[{\"eventVersion\":2.1,\"eventSource\":\"aws:s3\","
+        "\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":"
+        "\"" BUCKET "\"},\"object\":{\"key\":\"stream/v.mp4\"}}}]}";
+    struct sn_upload_event e = {0};
+    char err[SN_ERR_SIZE];
+
+    CHECK_INT(sn_upload_event_parse(event, strlen(event), BUCKET, &e, err,
+                                    sizeof(err)), 0);
+    CHECK_INT(e.n, 1);
+    if (e.n == 1) {
+        CHECK_INT(e.records[0].ignored, 1);
+        CHECK(strstr(e.records[0].reason, "a number (2.1)") != NULL);
+        CHECK(strstr(e.records[0].reason, "missing") == NULL);
+    }
+    sn_upload_event_release(&e);
+}
+
+static void s3_sqs_body_without_records_is_ignored(void)
+{
+    const char *event =
+        "{\"Records\":[{\"messageId\":\"m1\",\"eventSource\":\"aws:sqs\","
+        "\"body\":\"{\\\"Event\\\":\\\"s3:Other\\\"}\"}]}";
+    struct sn_upload_event e = {0};
+    char err[SN_ERR_SIZE] = "";
+
+    CHECK_INT(sn_upload_event_parse(event, strlen(event), BUCKET, &e, err,
+                                    sizeof(err)), 0);
+    CHECK_INT(e.n, 1);
+    if (e.n == 1) {
+        CHECK_INT(e.records[0].ignored, 1);
+        CHECK(strstr(e.records[0].reason, "m1") != NULL);
+    }
+    sn_upload_event_release(&e);
+}
+
+/* Writes count '[' into a new string; the caller frees it. */
+static char *nested_arrays(size_t count)
+{
+    char *text = malloc(count + 1);
+
+    if (text != NULL) {
+        memset(text, '[', count);
+        text[count] = '\0';
+    }
+    return text;
+}
+
+static void invalid_events_are_rejected_by_both(void)
+{
+    static const char *const bad[] = {
+        "{", "{}", "[]", "null", "\"hello\"", "", "{\"Records\":{}}",
+        "{\"Records\":\"x\"}", "{\"Records\":null}", "\xff\xff\xff",
+    };
+    size_t n = sizeof(bad) / sizeof(bad[0]);
+    char *deep = nested_arrays(200000);
+    char err[SN_ERR_SIZE];
+
+    CHECK(deep != NULL);
+    for (size_t i = 0; i <= n; i++) {
+        const char *event = i < n ? bad[i] : deep;
+        struct sn_upload_event e = {0};
+        struct sn_sqs_batch b;
+
+        if (event == NULL)
+            continue;
+        err[0] = '\0';
+        CHECK_INT(sn_upload_event_parse(event, strlen(event), BUCKET, &e,
+                                        err, sizeof(err)), SN_ERR_INPUT);
+        CHECK(strncmp(err, "event: ", 7) == 0);
+        sn_upload_event_release(&e);
+        err[0] = '\0';
+        CHECK_INT(sn_sqs_batch_parse(event, strlen(event), &b, err,
+                                     sizeof(err)), SN_ERR_INPUT);
+        CHECK(strncmp(err, "event: ", 7) == 0);
+        sn_sqs_batch_release(&b);
+    }
+    free(deep);
+}
+
+static void excerpt_cuts_at_character_and_marks(void)
+{
+    char text[300], out[SN_EXCERPT_MAX + SN_EXCERPT_MARK_MAX], small[8];
+
+    CHECK_STR(sn_excerpt("short", SN_EXCERPT_MAX, out, sizeof(out)),
+              "short");
+    /* 127 bytes of 'a', then a two-byte character across byte 128. */
+    memset(text, 'a', 127);
+    strcpy(text + 127, "\xc3\xa9tail");
+    CHECK_STR(sn_excerpt(text, SN_EXCERPT_MAX, out, sizeof(out)) + 127,
+              "...(cut from 133 bytes)");
+    CHECK_STR(sn_excerpt("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 8, small,
+                         sizeof(small)), "\xc3\xa9\xc3\xa9\xc3\xa9");
+}
+
+static void utf8_repair_replaces_bad_bytes(void)
+{
+    char text[] = "ok \xff n\xc3\xa9" "e \xc3";
+
+    sn_utf8_repair(text);
+    CHECK_STR(text, "ok ? n\xc3\xa9" "e ?");
+}
+
 /* ---- SQS batches ------------------------------------------------------- */
 
 static void sqs_batch_reads_ids_bodies_and_counts(void)
@@ -305,10 +437,14 @@ static void sqs_batch_problems_are_named(void)
         const char *cause;
     } cases[] = {
         {"{}", "no Records array"},
-        {"{\"Records\":[{\"body\":\"x\"}]}", "record 0 has no messageId"},
-        {"{\"Records\":[{\"messageId\":\"m1\",\"attributes\":{"
-         "\"ApproximateReceiveCount\":\"zero\"}}]}",
-         "m1: ApproximateReceiveCount"},
+        {"{\"Records\":[{\"body\":\"x\"}]}", "record 0: messageId is "
+                                             "missing"},
+        {"{\"Records\":[{\"messageId\":\"m1\"},7]}", "record 1 is a number"},
+        {"{\"Records\":[{\"messageId\":42}]}", "messageId is a number (42)"},
+        {"{\"Records\":[{\"messageId\":\"\"}]}", "messageId is \"\""},
+        {"{\"Records\":[{\"messageId\":\"m\\udc80\"}]}", "not JSON"},
+        {"{\"Records\":[{\"eventSource\":\"aws:s3\",\"s3\":{}}]}",
+         "messageId is missing"},
     };
     char err[SN_ERR_SIZE];
 
@@ -321,6 +457,50 @@ static void sqs_batch_problems_are_named(void)
         CHECK(strstr(err, cases[i].cause) != NULL);
         sn_sqs_batch_release(&b);
     }
+}
+
+static void sqs_overlong_message_id_fails_batch(void)
+{
+    char event[300000], err[SN_ERR_SIZE] = "";
+    struct sn_sqs_batch b;
+    int n;
+
+    n = snprintf(event, sizeof(event), "{\"Records\":[{\"messageId\":\"");
+    memset(event + n, 'x', 200000);
+    strcpy(event + n + 200000, "\"}]}");
+    CHECK_INT(sn_sqs_batch_parse(event, strlen(event), &b, err, sizeof(err)),
+              SN_ERR_INPUT);
+    CHECK(strstr(err, "longer than SQS's 100 characters") != NULL);
+    CHECK(strstr(err, "...(cut from 200000 bytes)") != NULL);
+    sn_sqs_batch_release(&b);
+}
+
+static void sqs_malformed_record_keeps_its_id(void)
+{
+    const char *event =
+        "{\"Records\":["
+        "{\"messageId\":\"m1\",\"body\":\"{}\"},"
+        "{\"messageId\":\"m2\",\"attributes\":{"
+        "\"ApproximateReceiveCount\":\"abc\"}},"
+        "{\"messageId\":\"m3\",\"attributes\":{"
+        "\"ApproximateReceiveCount\":3}},"
+        "{\"messageId\":\"m4\",\"attributes\":{"
+        "\"ApproximateReceiveCount\":\"zero\"}}]}";
+    struct sn_sqs_batch b;
+    char err[SN_ERR_SIZE] = "";
+
+    CHECK_INT(sn_sqs_batch_parse(event, strlen(event), &b, err, sizeof(err)),
+              0);
+    CHECK_INT(b.n, 4);
+    if (b.n == 4) {
+        CHECK_STR(b.records[0].invalid, "");
+        CHECK_STR(b.records[1].message_id, "m2");
+        CHECK(strstr(b.records[1].invalid, "\"abc\"") != NULL);
+        CHECK(strstr(b.records[2].invalid, "a number (3)") != NULL);
+        CHECK(strstr(b.records[3].invalid, "ApproximateReceiveCount") !=
+              NULL);
+    }
+    sn_sqs_batch_release(&b);
 }
 
 static void sqs_fifo_queue_is_detected(void)
@@ -359,6 +539,7 @@ SN_TEST_MAIN(
     TEST_CASE(key_utf8_escapes_decode_to_bytes),
     TEST_CASE(key_malformed_escapes_are_rejected),
     TEST_CASE(key_nul_escape_is_rejected),
+    TEST_CASE(key_invalid_utf8_is_rejected),
     TEST_CASE(key_longer_than_buffer_is_rejected),
     TEST_CASE(s3_fixtures_decode_to_upload_keys),
     TEST_CASE(s3_test_event_is_skipped),
@@ -366,7 +547,15 @@ SN_TEST_MAIN(
     TEST_CASE(s3_event_through_sqs_is_parsed_twice),
     TEST_CASE(s3_event_versions_2x_only),
     TEST_CASE(event_without_records_is_rejected),
+    TEST_CASE(s3_invalid_utf8_key_is_ignored_alone),
+    TEST_CASE(s3_event_version_number_is_named),
+    TEST_CASE(s3_sqs_body_without_records_is_ignored),
+    TEST_CASE(invalid_events_are_rejected_by_both),
+    TEST_CASE(excerpt_cuts_at_character_and_marks),
+    TEST_CASE(utf8_repair_replaces_bad_bytes),
     TEST_CASE(sqs_batch_reads_ids_bodies_and_counts),
     TEST_CASE(sqs_batch_problems_are_named),
+    TEST_CASE(sqs_overlong_message_id_fails_batch),
+    TEST_CASE(sqs_malformed_record_keeps_its_id),
     TEST_CASE(sqs_fifo_queue_is_detected),
     TEST_CASE(batch_response_lists_failed_ids))

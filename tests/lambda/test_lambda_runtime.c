@@ -9,6 +9,8 @@
 #define _GNU_SOURCE           /* strcasestr() */
 #include "lambda/handlers.h"
 #include "lambda/runtime.h"
+#include "state/state.h"
+#include "store/store.h"
 #include "util/error.h"
 #include "test.h"
 
@@ -418,6 +420,198 @@ static void worker_rejects_batch_without_ids(void)
     CHECK_STR(sn_lambda_error_type(rc), SN_LAMBDA_ERROR_EVENT);
 }
 
+/* Runs the worker on event with no backends: only events whose jobs
+ * fail before touching a backend. Returns the handler's code. */
+static int run_worker(const char *event, char **response, char *err)
+{
+    struct sn_lambda_app app;
+    struct sn_invocation inv = {0};
+
+    memset(&app, 0, sizeof(app));
+    app.config.max_receives = 5;
+    sn_pipeline_config_init(&app.config.pipeline);
+    inv.event = (char *)event;
+    inv.event_size = strlen(event);
+    return sn_lambda_worker(&app, &inv, response, err, SN_ERR_SIZE);
+}
+
+/*
+ * m1 has an invalid receive count, so it alone is reported failed. The
+ * body of m2 is not a job, which no delivery can cure, so it is dropped.
+ */
+static void worker_reports_malformed_record_alone(void)
+{
+    const char *event =
+        "{\"Records\":["
+        "{\"messageId\":\"m1\",\"body\":\"{}\",\"attributes\":{"
+        "\"ApproximateReceiveCount\":\"abc\"}},"
+        "{\"messageId\":\"m2\",\"body\":\"{}\"}]}";
+    char *response = NULL, err[SN_ERR_SIZE] = "";
+
+    CHECK_INT(run_worker(event, &response, err), 0);
+    CHECK_STR(response, "{\"batchItemFailures\":[{\"itemIdentifier\":"
+                        "\"m1\"}]}");
+    free(response);
+}
+
+/* In a FIFO batch every message after a failed one comes back too. */
+static void worker_fifo_returns_rest_after_malformed(void)
+{
+    const char *event =
+        "{\"Records\":["
+        "{\"messageId\":\"m1\",\"body\":\"{}\",\"attributes\":{"
+        "\"ApproximateReceiveCount\":\"abc\"},\"eventSourceARN\":"
+        "\"arn:aws:sqs:us-east-1:1:jobs.fifo\"},"
+        "{\"messageId\":\"m2\",\"body\":\"{}\",\"eventSourceARN\":"
+        "\"arn:aws:sqs:us-east-1:1:jobs.fifo\"}]}";
+    char *response = NULL, err[SN_ERR_SIZE] = "";
+
+    CHECK_INT(run_worker(event, &response, err), 0);
+    CHECK_STR(response, "{\"batchItemFailures\":[{\"itemIdentifier\":"
+                        "\"m1\"},{\"itemIdentifier\":\"m2\"}]}");
+    free(response);
+}
+
+/* Counts the lines of path that contain text. */
+static int count_lines(const char *path, const char *text)
+{
+    char line[4096];
+    FILE *f = fopen(path, "r");
+    int n = 0;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
+}
+
+static void worker_logs_bad_message_once(void)
+{
+    const char *event =
+        "{\"Records\":[{\"messageId\":\"m-not-a-job\",\"body\":\"{}\"}]}";
+    char path[] = "/tmp/sn-test-lambda-log-XXXXXX";
+    char *response = NULL, err[SN_ERR_SIZE] = "";
+    int fd = mkstemp(path), saved = dup(2);
+
+    CHECK(fd >= 0);
+    CHECK(saved >= 0);
+    if (fd < 0 || saved < 0)
+        return;
+    fflush(stderr);
+    dup2(fd, 2);
+    CHECK_INT(run_worker(event, &response, err), 0);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    CHECK_STR(response, "{\"batchItemFailures\":[]}");
+    CHECK_INT(count_lines(path, "m-not-a-job"), 1);
+    CHECK_INT(count_lines(path, "not a Sinatra job"), 1);
+    unlink(path);
+    free(response);
+}
+
+/* Runs the orchestrator on event with the given backends. */
+static int run_orchestrator(struct sn_backends *b, const char *event,
+                            char **response, char *err)
+{
+    struct sn_lambda_app app;
+    struct sn_invocation inv = {0};
+
+    memset(&app, 0, sizeof(app));
+    if (b != NULL)
+        app.b = *b;
+    app.config.videos_bucket = "sinatra-videos";
+    sn_pipeline_config_init(&app.config.pipeline);
+    inv.event = (char *)event;
+    inv.event_size = strlen(event);
+    return sn_lambda_orchestrator(&app, &inv, response, err, SN_ERR_SIZE);
+}
+
+#define S3_RECORD(key)                                                     \
+    "{\"eventVersion\":\"2.1\",\"eventSource\":\"aws:s3\",\"eventName\":" \
+    "\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":"               \
+    "\"sinatra-videos\"},\"object\":{\"key\":\"" key "\"}}}"
+
+static void orchestrator_ignores_undecodable_key(void)
+{
+    const char *event = "{\"Records\":[" S3_RECORD("stream/%FF.mp4") "]}";
+    char *response = NULL, err[SN_ERR_SIZE] = "";
+    json_t *doc, *item;
+
+    CHECK_INT(run_orchestrator(NULL, event, &response, err), 0);
+    CHECK(strstr(err, "out of memory") == NULL);
+    doc = json_loads(response ? response : "", 0, NULL);
+    item = json_array_get(json_object_get(doc, "ignored"), 0);
+    CHECK_STR(json_string_value(json_object_get(item, "key")),
+              "stream/%FF.mp4");
+    CHECK(strstr(json_string_value(json_object_get(item, "reason"))
+                     ? json_string_value(json_object_get(item, "reason"))
+                     : "", "invalid UTF-8") != NULL);
+    json_decref(doc);
+    free(response);
+}
+
+/* ---- fakes of an upload that an earlier event already failed ----------- */
+
+static int fake_head(struct sn_store *s, const char *key,
+                     struct sn_object_info *info, char *err, size_t err_size)
+{
+    (void)s, (void)key, (void)err, (void)err_size;
+    info->size = 11;
+    snprintf(info->tag, sizeof(info->tag), "\"etag-1\"");
+    return 0;
+}
+
+static int fake_begin(struct sn_state *st, const char *id,
+                      const char *source, const char *tag,
+                      int64_t *generation, char *err, size_t err_size)
+{
+    (void)st, (void)id, (void)source, (void)tag, (void)err, (void)err_size;
+    *generation = 1;
+    return 0;
+}
+
+static int fake_get_failed(struct sn_state *st, const char *id,
+                           struct sn_video *v, char *err, size_t err_size)
+{
+    (void)st, (void)err, (void)err_size;
+    memset(v, 0, sizeof(*v));
+    snprintf(v->id, sizeof(v->id), "%s", id);
+    snprintf(v->source, sizeof(v->source), "stream/notes.mp4");
+    v->generation = 1;
+    v->status = SN_VIDEO_FAILED;
+    snprintf(v->error, sizeof(v->error), "stream/notes.mp4: not media");
+    return 0;
+}
+
+static void orchestrator_repeat_of_failed_upload_is_failed(void)
+{
+    static const struct sn_store_ops store_ops = {.head = fake_head};
+    static const struct sn_state_ops state_ops = {
+        .begin = fake_begin, .get = fake_get_failed};
+    struct sn_store uploads = {.ops = &store_ops, .name = "fake"};
+    struct sn_state state = {.ops = &state_ops, .name = "fake"};
+    struct sn_backends b = {.uploads = &uploads, .state = &state};
+    const char *event = "{\"Records\":[" S3_RECORD("stream/notes.mp4") "]}";
+    char *response = NULL, err[SN_ERR_SIZE] = "";
+    json_t *doc, *item;
+
+    CHECK_INT(run_orchestrator(&b, event, &response, err), 0);
+    doc = json_loads(response ? response : "", 0, NULL);
+    CHECK_INT(json_array_size(json_object_get(doc, "planned")), 0);
+    CHECK_INT(json_array_size(json_object_get(doc, "failed")), 1);
+    item = json_array_get(json_object_get(doc, "failed"), 0);
+    CHECK_STR(json_string_value(json_object_get(item, "key")),
+              "stream/notes.mp4");
+    CHECK_STR(json_string_value(json_object_get(item, "reason")),
+              "stream/notes.mp4: not media");
+    json_decref(doc);
+    free(response);
+}
+
 SN_TEST_MAIN(
     TEST_CASE(next_reads_event_and_headers),
     TEST_CASE(response_is_posted_to_request_path),
@@ -429,4 +623,9 @@ SN_TEST_MAIN(
     TEST_CASE(too_large_response_is_reported),
     TEST_CASE(deadline_margin_scales_with_budget),
     TEST_CASE(worker_near_deadline_starts_nothing),
-    TEST_CASE(worker_rejects_batch_without_ids))
+    TEST_CASE(worker_rejects_batch_without_ids),
+    TEST_CASE(worker_reports_malformed_record_alone),
+    TEST_CASE(worker_fifo_returns_rest_after_malformed),
+    TEST_CASE(worker_logs_bad_message_once),
+    TEST_CASE(orchestrator_ignores_undecodable_key),
+    TEST_CASE(orchestrator_repeat_of_failed_upload_is_failed))
