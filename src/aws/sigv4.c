@@ -2,6 +2,7 @@
 
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/hex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -187,17 +188,6 @@ int sn_sigv4_uri_encode(struct sn_buf *out, const char *s, size_t size,
     return 0;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * Decodes %XX escapes in size bytes of s and encodes the result again, so
  * that raw and already-encoded query text give the same canonical form.
@@ -216,8 +206,8 @@ static int reencode(const char *s, size_t size, char **out)
         char c = s[i];
 
         if (c == '%') {
-            int hi = i + 2 < size ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < size ? hex_value(s[i + 2]) : -1;
+            int hi = i + 2 < size ? sn_hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < size ? sn_hex_value(s[i + 2]) : -1;
 
             if (hi < 0 || lo < 0) {
                 rc = SN_ERR_INPUT;
@@ -537,7 +527,7 @@ static int is_hex_digest(const char *s)
     if (strlen(s) != 64)
         return 0;
     for (size_t i = 0; i < 64; i++)
-        if (hex_value(s[i]) < 0 || isupper((unsigned char)s[i]))
+        if (sn_hex_value(s[i]) < 0 || isupper((unsigned char)s[i]))
             return 0;
     return 1;
 }

@@ -8,6 +8,7 @@
 
 #include "pipeline/pipeline.h"
 #include "util/error.h"
+#include "util/hex.h"
 #include "util/utf8.h"
 
 const char *sn_excerpt(const char *text, size_t max, char *out,
@@ -54,17 +55,6 @@ static void copy_text(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%.*s", (int)keep, src);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int sn_s3_key_decode(const char *in, char *out, size_t out_size, char *err,
                      size_t err_size)
 {
@@ -82,8 +72,8 @@ int sn_s3_key_decode(const char *in, char *out, size_t out_size, char *err,
         if (c == '+') {
             c = ' ';
         } else if (c == '%') {
-            int hi = hex_value(in[i + 1]);
-            int lo = hi < 0 ? -1 : hex_value(in[i + 2]);
+            int hi = sn_hex_value(in[i + 1]);
+            int lo = hi < 0 ? -1 : sn_hex_value(in[i + 2]);
 
             if (hi < 0 || lo < 0) {
                 snprintf(err, err_size, "object key \"%s\": invalid "

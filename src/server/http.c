@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/hex.h"
 #include "util/utf8.h"
 
 static const struct sn_http_type types[] = {
@@ -77,24 +78,13 @@ int sn_http_path_valid(const char *path)
     }
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t sn_http_unescape(char *s)
 {
     char *out = s;
 
     for (const char *in = s; *in; out++) {
-        int high = in[0] == '%' ? hex_value(in[1]) : -1;
-        int low = high >= 0 ? hex_value(in[2]) : -1;
+        int high = in[0] == '%' ? sn_hex_value(in[1]) : -1;
+        int low = high >= 0 ? sn_hex_value(in[2]) : -1;
 
         if (low < 0) {
             *out = *in++;
