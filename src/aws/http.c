@@ -877,10 +877,50 @@ static void fill_response(struct transfer *t, struct sn_http_response *resp,
     t->headers.data = NULL;
 }
 
+/* Codes of a signature or key the service did not accept, as opposed to
+ * a known key without permission. */
+static const char *const credential_codes[] = {
+    "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidClientTokenId",
+    "InvalidSignatureException", "UnrecognizedClientException",
+};
+
+int sn_aws_error_is_auth(long status, const char *aws_code)
+{
+    if (aws_code == NULL || aws_code[0] == '\0')
+        return status == 401 || status == 403;
+    return CODE_IN(aws_code, auth_codes);
+}
+
+/*
+ * Writes what ends every error line: a hint when the service rejected the
+ * credentials, and the attempt count when the request was retried.
+ */
+static void append_remedy(char *err, size_t err_size, long status,
+                          const char *aws_code, int attempts)
+{
+    size_t len = strlen(err);
+
+    if (aws_code != NULL && CODE_IN(aws_code, credential_codes) &&
+        len < err_size)
+        len += (size_t)snprintf(err + len, err_size - len,
+                                " (check AWS_ACCESS_KEY_ID and "
+                                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)");
+    else if (status == 403 && (aws_code == NULL || aws_code[0] == '\0') &&
+             len < err_size)
+        len += (size_t)snprintf(err + len, err_size - len,
+                                " (a HEAD response has no error code; "
+                                "check AWS_ACCESS_KEY_ID and "
+                                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "
+                                "and the permissions)");
+    if (attempts > 1 && len < err_size)
+        snprintf(err + len, err_size - len, " (gave up after %d attempts)",
+                 attempts);
+}
+
 /*
  * Writes the error line of a failed request and returns its code:
- * "GET s3://b/k: HTTP 404 NoSuchKey: The specified key does not exist.
- * (attempt 1 of 5)".
+ * "GET s3://b/k: HTTP 503 SlowDown: Please reduce your request rate.
+ * (gave up after 5 attempts)".
  */
 static int report_failure(struct transfer *t, CURLcode curl_code,
                           long status, int attempt,
@@ -889,7 +929,6 @@ static int report_failure(struct transfer *t, CURLcode curl_code,
 {
     const struct sn_http_request *req = t->req;
     const char *what = req->resource ? req->resource : req->url;
-    int max = t->client->cfg.retry.max_attempts;
     struct sn_aws_error e;
 
     if (curl_code != CURLE_OK) {
@@ -897,8 +936,9 @@ static int report_failure(struct transfer *t, CURLcode curl_code,
                              t->client->curl_error :
                              curl_easy_strerror(curl_code);
 
-        snprintf(err, err_size, "%s %s: request failed: %s (attempt %d of "
-                 "%d)", req->method, what, detail, attempt, max);
+        snprintf(err, err_size, "%s %s: request failed: %s", req->method,
+                 what, detail);
+        append_remedy(err, err_size, 0, NULL, attempt);
         return sn_http_should_retry(curl_code, 0, NULL) ? SN_ERR_AGAIN :
                                                           SN_ERR_BACKEND;
     }
@@ -906,9 +946,10 @@ static int report_failure(struct transfer *t, CURLcode curl_code,
     sn_aws_error_parse(t->headers.data, t->headers.len, t->error_body.data,
                        t->error_body.len, &e);
     snprintf(resp->aws_code, sizeof(resp->aws_code), "%s", e.code);
-    snprintf(err, err_size, "%s %s: HTTP %ld%s%s%s%s (attempt %d of %d)",
-             req->method, what, status, e.code[0] ? " " : "", e.code,
-             e.message[0] ? ": " : "", e.message, attempt, max);
+    snprintf(err, err_size, "%s %s: HTTP %ld%s%s%s%s", req->method, what,
+             status, e.code[0] ? " " : "", e.code, e.message[0] ? ": " : "",
+             e.message);
+    append_remedy(err, err_size, status, e.code, attempt);
     return sn_aws_error_map(status, e.code);
 }
 

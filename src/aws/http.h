@@ -179,7 +179,9 @@ void sn_http_client_free(struct sn_http_client *client);
  * Returns 0 for a 2xx response. Otherwise returns the code from
  * sn_aws_error_map() (SN_ERR_AGAIN when retries ran out on a transient
  * failure) and writes one line into err: method, resource, status, the
- * service's code and message, and the attempt count.
+ * service's code and message, a hint to check the credentials when the
+ * service rejected the key or signature, and the attempt count when the
+ * request was retried.
  */
 int sn_http_send(struct sn_http_client *client,
                  const struct sn_http_request *req,
@@ -228,6 +230,14 @@ void sn_aws_error_parse(const char *headers, size_t headers_size,
  * large). With no code (HEAD responses have no body) the status decides.
  */
 int sn_aws_error_map(long status, const char *aws_code);
+
+/*
+ * Returns 1 when a final status and service error code (NULL or "" if
+ * none) mean the credentials or permissions were rejected: an unknown
+ * key, a bad signature, an expired token, access denied, or 401 or 403
+ * without a code. Returns 0 otherwise.
+ */
+int sn_aws_error_is_auth(long status, const char *aws_code);
 
 /*
  * Writes the endpoint for service ("s3", "sqs" or "dynamodb") in region

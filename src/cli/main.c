@@ -50,6 +50,7 @@ static int exit_code(int rc)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: sinatra process INPUT [-o DIR] [options]\n"
+                 "       sinatra process s3://BUCKET/stream/NAME [options]\n"
                  "       sinatra serve [options]\n"
                  "       sinatra worker [options]\n"
                  "       sinatra COMMAND --help\n");
@@ -114,7 +115,7 @@ static int cmd_service(int (*run)(int, char **, const volatile sig_atomic_t *),
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "process") == 0 &&
-        strncmp(argv[2], "s3://", 5) == 0) {
+        sn_process_input_is_s3(argc - 2, argv + 2)) {
         av_log_set_level(AV_LOG_ERROR - 8);
         return sn_cmd_process_s3(argc - 2, argv + 2);
     }

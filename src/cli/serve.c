@@ -2,14 +2,17 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/settings.h"
 #include "pipeline/pipeline.h"
 #include "queue/queue_sqs.h"
 #include "state/state_dynamodb.h"
@@ -21,7 +24,9 @@
 
 enum {
     EXIT_OK = 0,
+    EXIT_ERROR = 1,           /* worker: a start-up check or the queue */
     EXIT_USAGE = 2,
+    EXIT_INPUT = 3,           /* process s3://: the source was rejected */
     EXIT_FAILED = 4,
 };
 
@@ -37,6 +42,7 @@ struct options {
     int http_threads;
     int64_t max_upload;
     int max_receives;
+    int max_receives_set;     /* 1 when --max-receives was given */
     int scan_s;
     const char *web_root;
     const char *hls_js;
@@ -54,6 +60,7 @@ struct worker {
     struct sn_backends b;
     const struct options *o;
     const volatile sig_atomic_t *stop;
+    atomic_int *failed;       /* set when its loop ends on an error */
     int started;
 };
 
@@ -68,6 +75,7 @@ struct app {
     struct worker *workers;
     const volatile sig_atomic_t *stop;        /* set by SIGINT or SIGTERM */
     volatile sig_atomic_t stop_workers;       /* what the workers watch */
+    atomic_int workers_failed;  /* a worker loop ended on an error */
 };
 
 /* ---- options ----------------------------------------------------------- */
@@ -123,7 +131,9 @@ static const char worker_usage[] =
     "                        ./sinatra-data)\n"
     "  --workers N           worker threads (default 1)\n"
     "  --max-receives N      deliveries of a job before it is dead-lettered\n"
-    "                        and its video failed (default 5)\n"
+    "                        and its video failed (default 5; with\n"
+    "                        --backend aws, the maxReceiveCount of the\n"
+    "                        queue's redrive policy when it has one)\n"
     "  --visibility-timeout SECONDS\n"
     "                        how long a job stays hidden without a\n"
     "                        heartbeat (default 60)\n"
@@ -141,7 +151,14 @@ static const char worker_usage[] =
     "                        required with --backend aws)\n"
     "  --state-table NAME    state table (env SINATRA_STATE_TABLE;\n"
     "                        default sinatra-video-state)\n"
-    "  -h, --help\n";
+    "  -h, --help\n"
+    "\n"
+    "With --backend aws, the worker first checks the queue, the table and\n"
+    "both buckets, one request each, and exits with 1 on a line naming\n"
+    "what failed. It also exits with 1 when SQS rejects the credentials or\n"
+    "the queue is gone while it runs; other errors are retried.\n"
+    "exit codes: 0 stopped by SIGINT or SIGTERM, 1 an AWS check or the\n"
+    "queue failed, 2 usage error, 4 the data folder could not be opened\n";
 
 enum {
     OPT_DATA = 256, OPT_HOST, OPT_PORT, OPT_WORKERS, OPT_HTTP_THREADS,
@@ -300,6 +317,7 @@ static int parse_options(struct options *o, int argc, char **argv, int serve)
         case OPT_MAX_UPLOAD: rc = parse_bytes(optarg, &o->max_upload); break;
         case OPT_MAX_RECEIVES:
             rc = parse_int("max-receives", optarg, 1, 1000, &o->max_receives);
+            o->max_receives_set = 1;
             break;
         case OPT_VISIBILITY:
             rc = parse_int("visibility-timeout", optarg, 5, 43200,
@@ -481,13 +499,67 @@ static void close_app(struct app *a)
     pthread_mutex_destroy(&a->main_lock);
 }
 
+/* ---- start-up checks on AWS -------------------------------------------- */
+
+/*
+ * Makes the queue's redrive policy decide the deliveries: SQS moves a
+ * message to the dead-letter queue after maxReceiveCount deliveries, and
+ * the worker must fail the video on the last of them, or it stays
+ * processing forever. Without a policy SQS never moves a message, so the
+ * flag or its default applies. Returns 0, -EINVAL when --max-receives
+ * disagrees with the policy, or the request's code, with one line in err.
+ */
+static int adopt_redrive_policy(struct app *a, char *err, size_t err_size)
+{
+    int policy_max, rc;
+
+    rc = sn_queue_sqs_redrive_max(a->main.jobs, &policy_max, err, err_size);
+    if (rc < 0 || policy_max == 0)
+        return rc;
+    if (a->o.max_receives_set && a->o.max_receives != policy_max) {
+        snprintf(err, err_size, "--max-receives %d differs from the "
+                 "maxReceiveCount %d of the redrive policy of queue %s; "
+                 "leave --max-receives out or make them equal",
+                 a->o.max_receives, policy_max, a->o.queue_url);
+        return -EINVAL;
+    }
+    a->o.max_receives = policy_max;
+    a->main.jobs->max_receives = policy_max;
+    return 0;
+}
+
+/*
+ * Sends one request to each AWS resource the command uses, so that a
+ * wrong name, a missing resource or rejected credentials stop it at once
+ * with one line instead of failing every job. The requests are
+ * GetQueueAttributes on the queue, GetItem on the table, and
+ * ListObjectsV2 on the HLS bucket and, with check_uploads, the uploads
+ * bucket; the worker role in infra/sinatra.yaml allows each of them.
+ * Returns 0, or the failing request's code with one line in err.
+ */
+static int check_aws(struct app *a, int check_uploads, char *err,
+                     size_t err_size)
+{
+    int rc;
+
+    rc = adopt_redrive_policy(a, err, err_size);
+    if (rc == 0)
+        rc = sn_state_dynamodb_check(a->main.state, err, err_size);
+    if (rc == 0)
+        rc = sn_store_s3_check(a->hls, err, err_size);
+    if (rc == 0 && check_uploads)
+        rc = sn_store_s3_check(a->uploads, err, err_size);
+    return rc;
+}
+
 /* ---- workers ----------------------------------------------------------- */
 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
 
-    sn_worker_loop(&w->b, &w->o->pipeline, w->stop);
+    if (sn_worker_loop(&w->b, &w->o->pipeline, w->stop) < 0)
+        atomic_store(w->failed, 1);
     return NULL;
 }
 
@@ -505,6 +577,7 @@ static int start_workers(struct app *a, char *err, size_t err_size)
 
         w->o = &a->o;
         w->stop = &a->stop_workers;
+        w->failed = &a->workers_failed;
         rc = open_databases(a, &w->b, err, err_size);
         if (rc < 0)
             return rc;
@@ -725,12 +798,13 @@ int sn_cmd_serve(int argc, char **argv, const volatile sig_atomic_t *stop)
            strchr(a.o.host, ':') ? "]" : "", sn_server_port(server),
            a.o.data, a.o.workers);
 
-    while (!*stop) {
+    while (!*stop && !atomic_load(&a.workers_failed)) {
         scan_uploads(&scan);
         for (int i = 0; i < a.o.scan_s * 10 && !*stop; i++)
             sleep_ms(100);
     }
 
+    rc = atomic_load(&a.workers_failed) ? EXIT_FAILED : EXIT_OK;
     sn_log(SN_LOG_INFO, NULL, NULL, "stopping");
     sn_server_stop(server);
     a.stop_workers = 1;
@@ -738,19 +812,30 @@ int sn_cmd_serve(int argc, char **argv, const volatile sig_atomic_t *stop)
     close_app(&a);
     free(scan.previous);
     free(scan.current);
-    return EXIT_OK;
+    return rc;
+}
+
+/* Exit code of a worker on AWS that could not open its backends or pass
+ * the checks: bad names or URLs in the settings are usage errors. */
+static int startup_exit_code(int rc)
+{
+    if (rc == SN_ERR_INPUT || rc == -EINVAL)
+        return EXIT_USAGE;
+    return EXIT_ERROR;
 }
 
 int sn_cmd_worker(int argc, char **argv, const volatile sig_atomic_t *stop)
 {
     struct app a = {.stop = stop};
     char err[SN_ERR_SIZE];
-    int rc;
+    int rc, code = EXIT_OK;
 
     rc = parse_options(&a.o, argc, argv, 0);
     if (rc != 0)
         return rc > 0 ? EXIT_OK : EXIT_USAGE;
     rc = open_app(&a, err, sizeof(err));
+    if (rc == 0 && a.o.aws)
+        rc = check_aws(&a, 1, err, sizeof(err));
     if (rc == 0)
         rc = start_workers(&a, err, sizeof(err));
     if (rc < 0) {
@@ -758,73 +843,375 @@ int sn_cmd_worker(int argc, char **argv, const volatile sig_atomic_t *stop)
         a.stop_workers = 1;
         join_workers(&a);
         close_app(&a);
-        return EXIT_FAILED;
+        return a.o.aws ? startup_exit_code(rc) : EXIT_FAILED;
     }
     if (a.o.aws)
-        sn_log(SN_LOG_INFO, NULL, NULL, "working on %s with %d threads",
-               a.o.queue_url, a.o.workers);
+        sn_log(SN_LOG_INFO, NULL, NULL, "working on %s with %d threads, "
+               "%d deliveries per job", a.o.queue_url, a.o.workers,
+               a.o.max_receives);
     else
         sn_log(SN_LOG_INFO, NULL, NULL, "working on %s with %d threads",
                a.o.data, a.o.workers);
-    while (!*stop)
+
+    while (!*stop && !atomic_load(&a.workers_failed))
         sleep_ms(100);
-    sn_log(SN_LOG_INFO, NULL, NULL,
-           "stopping; running jobs go back to the queue");
+    if (atomic_load(&a.workers_failed)) {
+        sn_log(SN_LOG_ERROR, NULL, NULL, "stopping: a worker thread could "
+               "not receive from the queue");
+        code = EXIT_ERROR;
+    } else {
+        sn_log(SN_LOG_INFO, NULL, NULL,
+               "stopping; running jobs go back to the queue");
+    }
     a.stop_workers = 1;
     join_workers(&a);
     close_app(&a);
-    return EXIT_OK;
+    return code;
+}
+
+/* ---- sinatra process s3:// --------------------------------------------- */
+
+static const char process_s3_usage_head[] =
+    "usage: sinatra process s3://BUCKET/stream/NAME [options]\n"
+    "\n"
+    "Plans an upload in S3 for workers on AWS, as the orchestrator function\n"
+    "does for an S3 event: probes the object through ranged reads, records\n"
+    "the plan in the DynamoDB state table and sends the jobs to the SQS\n"
+    "queue, where `sinatra worker --backend aws` runs them. BUCKET is the\n"
+    "uploads bucket. Options may come before or after the URL. Run again\n"
+    "on a video that is still processing, it sends the jobs not done yet\n"
+    "once more; for a video that is ready or failed it sends nothing.\n"
+    "\n"
+    "  --queue-url URL       job queue (env SINATRA_JOB_QUEUE_URL; required)\n"
+    "  --state-table NAME    state table (env SINATRA_STATE_TABLE;\n"
+    "                        default sinatra-video-state)\n"
+    "  --hls-bucket NAME     the workers' output bucket, checked before\n"
+    "                        planning (env SINATRA_HLS_BUCKET; default\n"
+    "                        sinatra-hls)\n"
+    "  --log-format text|json\n"
+    "                        log lines as text (default) or one JSON\n"
+    "                        object per line\n"
+    "\n"
+    "Settings of the plan, which every worker follows:\n";
+
+static const char process_s3_usage_tail[] =
+    "  -h, --help\n"
+    "\n"
+    "exit codes: 0 planned, sent again or nothing to do, 2 usage error,\n"
+    "3 source missing or rejected, 4 an AWS request or the planning failed\n";
+
+/* Settings of `sinatra process` that shape a plan. The others (output
+ * folder, workers, worker mode, overwrite) concern a local run only. */
+static const char *const plan_settings[] = {
+    "rungs", "enable-2160p", "segment-format", "segment-duration",
+    "keyframe-interval", "first-segment-duration", "chunk-segments",
+    "first-chunk-segments", "one-job-per-chunk", "preset", "crf",
+    "max-width", "max-height", "max-duration", "max-frames",
+    "max-file-size", "conceal-errors", "quiet", "json",
+};
+
+/* Options of the s3:// form that are not settings of `sinatra process`;
+ * each takes a value. */
+static const char *const aws_settings[] = {
+    "queue-url", "state-table", "hls-bucket", "log-format",
+};
+
+#define N_OF(list) (sizeof(list) / sizeof((list)[0]))
+
+struct process_s3 {
+    struct app a;
+    struct sn_cli cli;
+    const char *url;
+    char bucket[64];
+    const char *key;
+};
+
+static int name_in(const char *name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(name, list[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Returns 1 when name (without "--") is an option of the s3:// form that
+ * takes a value, 0 for one of its flags, or -1 for any other name. */
+static int s3_option_kind(const char *name)
+{
+    if (name_in(name, aws_settings, N_OF(aws_settings)))
+        return 1;
+    if (name_in(name, plan_settings, N_OF(plan_settings)))
+        return sn_cli_takes_value(name);
+    return -1;
+}
+
+int sn_process_input_is_s3(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        int kind;
+
+        if (strcmp(arg, "-o") == 0) {
+            i++;
+            continue;
+        }
+        if (strcmp(arg, "-h") == 0)
+            continue;
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+            return strncmp(arg, "s3://", 5) == 0;
+        kind = sn_cli_takes_value(arg + 2);
+        if (kind < 0)
+            kind = s3_option_kind(arg + 2);
+        if (kind > 0)
+            i++;
+    }
+    return 0;
+}
+
+static void process_s3_usage(FILE *out)
+{
+    fputs(process_s3_usage_head, out);
+    for (size_t i = 0; i < N_OF(plan_settings); i++)
+        sn_cli_print_option(out, plan_settings[i]);
+    fputs(process_s3_usage_tail, out);
+}
+
+static int set_aws_option(struct process_s3 *p, const char *name,
+                          const char *value, char *err, size_t err_size)
+{
+    struct options *o = &p->a.o;
+
+    if (strcmp(name, "queue-url") == 0) {
+        o->queue_url = value;
+    } else if (strcmp(name, "state-table") == 0) {
+        o->state_table = value;
+    } else if (strcmp(name, "hls-bucket") == 0) {
+        o->hls_bucket = value;
+    } else if (strcmp(value, "json") == 0) {
+        sn_log_set_json(1);   /* name is "log-format" */
+    } else if (strcmp(value, "text") != 0) {
+        snprintf(err, err_size, "--log-format: expected text or json, got "
+                 "'%s'", value);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Applies one option at argv[*i], and its value, which it steps over. */
+static int apply_s3_option(struct process_s3 *p, int argc, char **argv,
+                           int *i, char *err, size_t err_size)
+{
+    const char *name = argv[*i] + 2;
+    const char *value = NULL;
+    int kind = s3_option_kind(name);
+
+    if (kind < 0 && sn_cli_takes_value(name) >= 0) {
+        snprintf(err, err_size, "--%s does not apply to an s3:// input",
+                 name);
+        return -EINVAL;
+    }
+    if (kind < 0) {
+        snprintf(err, err_size, "unknown option \"%s\"", argv[*i]);
+        return -EINVAL;
+    }
+    if (kind > 0) {
+        if (*i + 1 >= argc) {
+            snprintf(err, err_size, "--%s needs a value", name);
+            return -EINVAL;
+        }
+        value = argv[++*i];
+    }
+    if (name_in(name, aws_settings, N_OF(aws_settings)))
+        return set_aws_option(p, name, value, err, err_size);
+    return sn_cli_set(&p->cli, name, value, err, err_size);
+}
+
+/* Splits p->url into the bucket and the key. */
+static int split_url(struct process_s3 *p, char *err, size_t err_size)
+{
+    const char *bucket = p->url + strlen("s3://");
+    const char *slash = strchr(bucket, '/');
+
+    if (slash == NULL || slash == bucket ||
+        (size_t)(slash - bucket) >= sizeof(p->bucket) || slash[1] == '\0') {
+        snprintf(err, err_size, "%s: expected s3://BUCKET/stream/NAME",
+                 p->url);
+        return -EINVAL;
+    }
+    snprintf(p->bucket, sizeof(p->bucket), "%.*s", (int)(slash - bucket),
+             bucket);
+    p->key = slash + 1;
+    return 0;
+}
+
+/* Makes the plan settings from the command line the pipeline's. */
+static void take_plan_settings(struct process_s3 *p)
+{
+    struct sn_pipeline_config *c = &p->a.o.pipeline;
+    const struct sn_process_options *o = &p->cli.process;
+
+    c->limits = o->limits;
+    c->ladder = o->ladder;
+    c->chunks = o->chunks;
+    c->encode = o->encode;
+    c->split_rungs = o->split_rungs;
+}
+
+/* Returns 0, 1 after --help, or -1 after a usage error. */
+static int parse_s3_arguments(struct process_s3 *p, int argc, char **argv)
+{
+    char err[SN_ERR_SIZE] = "";
+    int rc = 0;
+
+    options_init(&p->a.o, 0);
+    sn_cli_init(&p->cli);
+    for (int i = 0; i < argc && rc == 0; i++) {
+        const char *arg = argv[i];
+
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            process_s3_usage(stdout);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0') {
+            rc = apply_s3_option(p, argc, argv, &i, err, sizeof(err));
+        } else if (p->url != NULL) {
+            snprintf(err, sizeof(err), "unexpected argument \"%s\"", arg);
+            rc = -EINVAL;
+        } else {
+            p->url = arg;
+        }
+    }
+    if (rc == 0 && p->url == NULL) {
+        snprintf(err, sizeof(err), "no s3://BUCKET/stream/NAME given");
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        rc = split_url(p, err, sizeof(err));
+    if (rc == 0)
+        rc = sn_cli_check(&p->cli, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "sinatra process: %s\n", err);
+        process_s3_usage(stderr);
+        return -1;
+    }
+    take_plan_settings(p);
+    if (p->cli.mode == SN_OUTPUT_QUIET)
+        sn_log_set_level(SN_LOG_WARN);
+    return 0;
+}
+
+/* Prints what the orchestration did, as the output mode asks. */
+static void report(const struct process_s3 *p,
+                   const struct sn_orchestration_result *r)
+{
+    char prefix[SN_VIDEO_ID_LEN + 32], master[SN_VIDEO_ID_LEN + 48];
+    const char *hls = p->a.o.hls_bucket;
+    json_t *event;
+    char *text;
+
+    sn_video_prefix(r->video_id, r->generation, prefix, sizeof(prefix));
+    snprintf(master, sizeof(master), "%s/master.m3u8", prefix);
+    if (p->cli.mode == SN_OUTPUT_QUIET)
+        return;
+    if (p->cli.mode == SN_OUTPUT_JSON) {
+        event = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:i, s:i, s:i, "
+                          "s:s, s:s, s:s}", "event", "orchestrated",
+                          "input", p->url, "video", r->video_id,
+                          "generation", (json_int_t)r->generation,
+                          "status", sn_video_status_name(r->status),
+                          "planned", r->planned, "jobs", r->n_jobs,
+                          "done", r->n_done, "sent", r->n_sent,
+                          "master_key", master, "hls_bucket", hls,
+                          "error", r->error);
+        text = event != NULL ? json_dumps(event, JSON_COMPACT) : NULL;
+        if (text != NULL)
+            printf("%s\n", text);
+        free(text);
+        json_decref(event);
+        return;
+    }
+
+    if (r->planned)
+        printf("%s: video %s planned and queued: %d jobs sent\n", p->url,
+               r->video_id, r->n_sent);
+    else if (r->status == SN_VIDEO_PROCESSING)
+        printf("%s: video %s is still processing (%d of %d jobs done): "
+               "sent the %d jobs not done yet once more\n", p->url, r->video_id,
+               r->n_done, r->n_jobs, r->n_sent);
+    else if (r->status == SN_VIDEO_READY)
+        printf("%s: video %s is already ready; nothing sent\n", p->url,
+               r->video_id);
+    else
+        printf("%s: video %s has failed: %s; nothing sent\n", p->url,
+               r->video_id, r->error);
+    if (r->status != SN_VIDEO_FAILED)
+        printf("workers write %s in their HLS bucket (s3://%s with this "
+               "command's settings)\n", master, hls);
+}
+
+/* Exit code of a failed orchestration: the source's fault or not. */
+static int orchestrate_exit_code(int rc)
+{
+    if (rc == SN_ERR_INPUT || rc == SN_ERR_LIMIT || rc == SN_ERR_NOT_FOUND)
+        return EXIT_INPUT;
+    return EXIT_FAILED;
 }
 
 /*
  * `sinatra process s3://BUCKET/stream/NAME`: orchestrates an upload on
- * AWS, as the orchestrator function does for an S3 event: probes the
- * object through ranged reads, records the plan in DynamoDB and sends the
- * jobs to SQS, where `sinatra worker --backend aws` takes them. BUCKET is
- * the uploads bucket; the output bucket, queue and table come from the
- * worker's flags or SINATRA_* variables.
+ * AWS, as the orchestrator function does for an S3 event. The source is
+ * looked up first, then the queue, table and HLS bucket are checked, so
+ * a wrong setting fails before anything is recorded.
  */
 int sn_cmd_process_s3(int argc, char **argv)
 {
     static const volatile sig_atomic_t never;
-    const char *url = argv[0];
-    const char *bucket = url + strlen("s3://");
-    const char *slash = strchr(bucket, '/');
-    char bucket_name[64], video_id[SN_VIDEO_ID_LEN + 1];
+    struct process_s3 p = {.a = {.stop = &never}};
+    struct sn_orchestration_result result;
+    struct sn_object_info info;
     char err[SN_ERR_SIZE] = "";
-    struct app a = {.stop = &never};
     int rc;
 
-    if (slash == NULL || slash == bucket ||
-        (size_t)(slash - bucket) >= sizeof(bucket_name) || slash[1] == '\0') {
-        fprintf(stderr, "sinatra process: %s: expected s3://BUCKET/KEY\n",
-                url);
-        return EXIT_USAGE;
-    }
-    snprintf(bucket_name, sizeof(bucket_name), "%.*s",
-             (int)(slash - bucket), bucket);
-
-    rc = parse_options(&a.o, argc - 1, argv + 1, 0);
+    rc = parse_s3_arguments(&p, argc, argv);
     if (rc != 0)
         return rc > 0 ? EXIT_OK : EXIT_USAGE;
-    a.o.aws = 1;
-    a.o.videos_bucket = bucket_name;
-    if (a.o.queue_url == NULL || a.o.queue_url[0] == '\0') {
+    p.a.o.aws = 1;
+    p.a.o.videos_bucket = p.bucket;
+    if (p.a.o.queue_url == NULL || p.a.o.queue_url[0] == '\0') {
         fprintf(stderr, "sinatra process: %s: the job queue is not set: "
-                        "--queue-url or SINATRA_JOB_QUEUE_URL\n", url);
+                        "--queue-url or SINATRA_JOB_QUEUE_URL\n", p.url);
         return EXIT_USAGE;
     }
-    rc = open_app(&a, err, sizeof(err));
-    if (rc == 0)
-        rc = sn_orchestrate(&a.main, &a.o.pipeline, slash + 1, video_id,
-                            err, sizeof(err));
+
+    rc = open_app(&p.a, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "sinatra process: %s\n", err);
-        close_app(&a);
-        return rc == SN_ERR_INPUT || rc == SN_ERR_LIMIT ? 3 : EXIT_FAILED;
+        close_app(&p.a);
+        return rc == SN_ERR_INPUT ? EXIT_USAGE : EXIT_FAILED;
     }
-    printf("%s: video %s planned and queued; its output goes under "
-           "s3://%s/%s/\n", url, video_id, a.o.hls_bucket, video_id);
-    close_app(&a);
+    rc = p.a.uploads->ops->head(p.a.uploads, p.key, &info, err, sizeof(err));
+    if (rc == SN_ERR_NOT_FOUND) {
+        fprintf(stderr, "sinatra process: %s: no such object or bucket "
+                        "(%s)\n", p.url, err);
+        close_app(&p.a);
+        return EXIT_INPUT;
+    }
+    if (rc == 0)
+        rc = check_aws(&p.a, 0, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "sinatra process: %s\n", err);
+        close_app(&p.a);
+        return EXIT_FAILED;
+    }
+    rc = sn_orchestrate_upload(&p.a.main, &p.a.o.pipeline, p.key, 1,
+                               &result, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "sinatra process: %s\n", err);
+        close_app(&p.a);
+        return orchestrate_exit_code(rc);
+    }
+    report(&p, &result);
+    close_app(&p.a);
     return EXIT_OK;
 }

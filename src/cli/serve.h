@@ -12,8 +12,14 @@
 int sn_cmd_serve(int argc, char **argv, const volatile sig_atomic_t *stop);
 int sn_cmd_worker(int argc, char **argv, const volatile sig_atomic_t *stop);
 
-/* `sinatra process s3://BUCKET/KEY [worker options]`: orchestrates the
- * upload on AWS. Returns the exit code. */
+/* `sinatra process s3://BUCKET/stream/NAME [options]`, the options before
+ * or after the URL: orchestrates the upload on AWS. argv contains every
+ * argument after "process". Returns the exit code. */
 int sn_cmd_process_s3(int argc, char **argv);
+
+/* Returns 1 when the input of `sinatra process` arguments (argv[0] is the
+ * first argument after "process") is an s3:// URL, skipping options and
+ * their values, or 0. */
+int sn_process_input_is_s3(int argc, char **argv);
 
 #endif

@@ -65,22 +65,6 @@ static const struct setting settings[] = {
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-void sn_cli_usage(FILE *out)
-{
-    fprintf(out, "usage: sinatra process INPUT [-o DIR] [options]\n\n"
-                 "Transcodes INPUT into an adaptive HLS ladder.\n\n");
-    for (size_t i = 0; i < N_SETTINGS; i++) {
-        char left[64];
-
-        snprintf(left, sizeof(left), "--%s%s%s", settings[i].name,
-                 settings[i].arg ? " " : "",
-                 settings[i].arg ? settings[i].arg : "");
-        fprintf(out, "  %-34s %s\n", left, settings[i].help);
-    }
-    fprintf(out, "\nexit codes: 0 done, 2 usage error, 3 input rejected, "
-                 "4 processing failed,\n5 output error, 130 interrupted\n");
-}
-
 static const struct setting *find(const char *name)
 {
     for (size_t i = 0; i < N_SETTINGS; i++) {
@@ -88,6 +72,39 @@ static const struct setting *find(const char *name)
             return &settings[i];
     }
     return NULL;
+}
+
+int sn_cli_takes_value(const char *name)
+{
+    const struct setting *s = find(name);
+
+    if (s == NULL)
+        return -1;
+    return s->kind != FLAG;
+}
+
+void sn_cli_print_option(FILE *out, const char *name)
+{
+    const struct setting *s = find(name);
+    char left[64];
+
+    if (s == NULL)
+        return;
+    snprintf(left, sizeof(left), "--%s%s%s", s->name, s->arg ? " " : "",
+             s->arg ? s->arg : "");
+    fprintf(out, "  %-34s %s\n", left, s->help);
+}
+
+void sn_cli_usage(FILE *out)
+{
+    fprintf(out, "usage: sinatra process INPUT [-o DIR] [options]\n\n"
+                 "Transcodes INPUT into an adaptive HLS ladder.\n\n");
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        sn_cli_print_option(out, settings[i].name);
+    fprintf(out, "\nAn s3://BUCKET/stream/NAME input is planned for workers "
+                 "on AWS instead;\nsee `sinatra process s3:// --help`.\n");
+    fprintf(out, "\nexit codes: 0 done, 2 usage error, 3 input rejected, "
+                 "4 processing failed,\n5 output error, 130 interrupted\n");
 }
 
 static int parse_number(const struct setting *s, const char *text,

@@ -55,4 +55,12 @@ int sn_cli_check(struct sn_cli *cli, char *err, size_t err_size);
 /* Prints the option table. */
 void sn_cli_usage(FILE *out);
 
+/* Prints the --help line of the setting name (without its "--"), or
+ * nothing when there is no such setting. */
+void sn_cli_print_option(FILE *out, const char *name);
+
+/* Returns 1 when the setting name (without its "--") takes a value, 0 for
+ * a flag, or -1 when there is no such setting. */
+int sn_cli_takes_value(const char *name);
+
 #endif

@@ -99,25 +99,37 @@ struct orchestration {
     char id[SN_VIDEO_ID_LEN + 1];
     int64_t generation;
     struct sn_job_plan plan;
+    int n_sent;
 };
 
-static int enqueue_jobs(struct orchestration *o, char *err, size_t err_size)
+/*
+ * Sends one message for each of the n_jobs jobs whose done flag is not
+ * set (done may be NULL when none is), in batches, and counts them in
+ * *n_sent. A failure leaves the earlier batches sent.
+ */
+static int enqueue_jobs(struct orchestration *o, int n_jobs,
+                        const unsigned char *done, int *n_sent, char *err,
+                        size_t err_size)
 {
     char bodies[SN_QUEUE_MAX_BATCH][160];
     const char *batch[SN_QUEUE_MAX_BATCH];
     int n = 0, rc;
 
-    for (int job = 0; job < o->plan.n_jobs; job++) {
-        snprintf(bodies[n], sizeof(bodies[n]),
-                 "{\"video\":\"%s\",\"generation\":%lld,\"job\":%d}", o->id,
-                 (long long)o->generation, job);
-        batch[n] = bodies[n];
-        n++;
-        if (n == SN_QUEUE_MAX_BATCH || job == o->plan.n_jobs - 1) {
+    *n_sent = 0;
+    for (int job = 0; job < n_jobs; job++) {
+        if (done == NULL || !done[job]) {
+            snprintf(bodies[n], sizeof(bodies[n]),
+                     "{\"video\":\"%s\",\"generation\":%lld,\"job\":%d}",
+                     o->id, (long long)o->generation, job);
+            batch[n] = bodies[n];
+            n++;
+        }
+        if (n > 0 && (n == SN_QUEUE_MAX_BATCH || job == n_jobs - 1)) {
             rc = o->b->jobs->ops->send(o->b->jobs, batch, n, 0, err,
                                        err_size);
             if (rc < 0)
                 return rc;
+            *n_sent += n;
             n = 0;
         }
     }
@@ -180,7 +192,8 @@ static int plan_and_enqueue(struct orchestration *o, char *err,
 
     rc = save_plan(o, err, err_size);
     if (rc == 0)
-        rc = enqueue_jobs(o, err, err_size);
+        rc = enqueue_jobs(o, o->plan.n_jobs, NULL, &o->n_sent, err,
+                          err_size);
     if (rc < 0)
         return rc;
     summary = summary_json(&o->plan);
@@ -201,18 +214,86 @@ static int is_permanent(int rc)
     return rc == SN_ERR_INPUT || rc == SN_ERR_LIMIT || rc == SN_ERR_MEDIA;
 }
 
-int sn_orchestrate(const struct sn_backends *b,
-                   const struct sn_pipeline_config *c, const char *key,
-                   char *video_id, char *err, size_t err_size)
+/*
+ * Handles a repeat for an upload whose current generation is no longer
+ * queued. With resend, a video still processing gets a message for each
+ * job not done yet, because the first messages may have been lost or
+ * dead-lettered. Workers skip a job that is done, so a duplicate costs
+ * one receive.
+ */
+static int repeat(struct orchestration *o, const struct sn_video *v,
+                  int resend, struct sn_orchestration_result *result,
+                  char *err, size_t err_size)
+{
+    int rc;
+
+    result->n_jobs = v->n_jobs;
+    result->n_done = v->n_done;
+    snprintf(result->error, sizeof(result->error), "%s", v->error);
+    if (!resend || v->status != SN_VIDEO_PROCESSING || v->done == NULL)
+        return 0;
+
+    rc = enqueue_jobs(o, v->n_jobs, v->done, &result->n_sent, err,
+                      err_size);
+    if (rc < 0) {
+        sn_log(SN_LOG_ERROR, o->id, NULL, "%s", err);
+        return rc;
+    }
+    sn_log(SN_LOG_INFO, o->id, NULL, "sent %d jobs not done yet again "
+           "(generation %lld, %d of %d done)", result->n_sent,
+           (long long)o->generation, v->n_done, v->n_jobs);
+    return 0;
+}
+
+/* Probes, plans and enqueues a queued upload, and logs the outcome. */
+static int plan_upload(struct orchestration *o,
+                       struct sn_orchestration_result *result, char *err,
+                       size_t err_size)
+{
+    struct sn_state *st = o->b->state;
+    char state_err[SN_ERR_SIZE];
+    int rc;
+
+    sn_log(SN_LOG_INFO, o->id, NULL, "orchestrating %s (generation %lld)",
+           o->key, (long long)o->generation);
+    rc = plan_and_enqueue(o, err, err_size);
+    result->n_sent = o->n_sent;
+    if (rc < 0 && is_permanent(rc)) {
+        result->status = SN_VIDEO_FAILED;
+        snprintf(result->error, sizeof(result->error), "%s", err);
+        if (st->ops->fail(st, o->id, o->generation, err, state_err,
+                          sizeof(state_err)) < 0)
+            sn_log(SN_LOG_ERROR, o->id, NULL, "%s", state_err);
+        sn_log(SN_LOG_WARN, o->id, NULL, "failed: %s", err);
+    } else if (rc < 0) {
+        sn_log(SN_LOG_ERROR, o->id, NULL, "%s", err);
+    } else {
+        result->status = SN_VIDEO_PROCESSING;
+        result->planned = 1;
+        result->n_jobs = o->plan.n_jobs;
+        sn_log(SN_LOG_INFO, o->id, NULL,
+               "planned %d jobs: %d rungs, %d segments, %.3f s", o->plan.n_jobs,
+               o->plan.n_rungs, o->plan.plan.n_segments,
+               (double)o->plan.probe.duration_us / 1e6);
+    }
+    sn_job_plan_release(&o->plan);
+    return rc;
+}
+
+int sn_orchestrate_upload(const struct sn_backends *b,
+                          const struct sn_pipeline_config *c,
+                          const char *key, int resend,
+                          struct sn_orchestration_result *result, char *err,
+                          size_t err_size)
 {
     struct orchestration o = {.b = b, .c = c, .key = key};
     struct sn_state *st = b->state;
     struct sn_object_info info;
     struct sn_video v = {0};
     const char *name = key + strlen(SN_UPLOAD_PREFIX);
-    char state_err[SN_ERR_SIZE];
     int rc;
 
+    memset(result, 0, sizeof(*result));
     if (strncmp(key, SN_UPLOAD_PREFIX, strlen(SN_UPLOAD_PREFIX)) != 0 ||
         !sn_upload_name_valid(name)) {
         snprintf(err, err_size, "%s: not an upload key (stream/NAME)", key);
@@ -222,8 +303,7 @@ int sn_orchestrate(const struct sn_backends *b,
         snprintf(err, err_size, "%s: out of memory", key);
         return -ENOMEM;
     }
-    if (video_id != NULL)
-        memcpy(video_id, o.id, sizeof(o.id));
+    memcpy(result->video_id, o.id, sizeof(o.id));
 
     rc = b->uploads->ops->head(b->uploads, key, &info, err, err_size);
     if (rc < 0)
@@ -234,29 +314,27 @@ int sn_orchestrate(const struct sn_backends *b,
         rc = st->ops->get(st, o.id, &v, err, err_size);
     if (rc < 0)
         return rc;
+    result->generation = o.generation;
+    result->status = v.status;
     if (v.generation != o.generation || v.status != SN_VIDEO_QUEUED) {
         /* A repeated event for an upload already planned. */
+        rc = repeat(&o, &v, resend, result, err, err_size);
         sn_video_release(&v);
-        return 0;
+        return rc;
     }
     sn_video_release(&v);
+    return plan_upload(&o, result, err, err_size);
+}
 
-    sn_log(SN_LOG_INFO, o.id, NULL, "orchestrating %s (generation %lld)",
-           key, (long long)o.generation);
-    rc = plan_and_enqueue(&o, err, err_size);
-    if (rc < 0 && is_permanent(rc)) {
-        if (st->ops->fail(st, o.id, o.generation, err, state_err,
-                          sizeof(state_err)) < 0)
-            sn_log(SN_LOG_ERROR, o.id, NULL, "%s", state_err);
-        sn_log(SN_LOG_WARN, o.id, NULL, "failed: %s", err);
-    } else if (rc < 0) {
-        sn_log(SN_LOG_ERROR, o.id, NULL, "%s", err);
-    } else {
-        sn_log(SN_LOG_INFO, o.id, NULL,
-               "planned %d jobs: %d rungs, %d segments, %.3f s", o.plan.n_jobs,
-               o.plan.n_rungs, o.plan.plan.n_segments,
-               (double)o.plan.probe.duration_us / 1e6);
-    }
-    sn_job_plan_release(&o.plan);
+int sn_orchestrate(const struct sn_backends *b,
+                   const struct sn_pipeline_config *c, const char *key,
+                   char *video_id, char *err, size_t err_size)
+{
+    struct sn_orchestration_result result;
+    int rc;
+
+    rc = sn_orchestrate_upload(b, c, key, 0, &result, err, err_size);
+    if (video_id != NULL && result.video_id[0] != '\0')
+        memcpy(video_id, result.video_id, sizeof(result.video_id));
     return rc;
 }

@@ -97,10 +97,37 @@ void sn_store_source_init(struct sn_store_source *s, struct sn_store *store,
  * A source that is not usable media ends as a failed video with the
  * reason, and the call returns its SN_ERR_* code with the same line in
  * err; video_id (SN_VIDEO_ID_LEN + 1 bytes, may be NULL) gets the id.
+ * Repeating it for an upload already planned sends nothing.
  */
 int sn_orchestrate(const struct sn_backends *b,
                    const struct sn_pipeline_config *c, const char *key,
                    char *video_id, char *err, size_t err_size);
+
+/* The outcome of one sn_orchestrate_upload() call. */
+struct sn_orchestration_result {
+    char video_id[SN_VIDEO_ID_LEN + 1];
+    int64_t generation;       /* the upload's current one, 0 if unknown */
+    enum sn_video_status status;      /* of the video after the call */
+    int planned;              /* 1 when this call planned the upload */
+    int n_jobs;               /* jobs in the plan, 0 before planning */
+    int n_done;               /* jobs done before the call */
+    int n_sent;               /* job messages this call sent */
+    char error[512];          /* the reason, when status is failed */
+};
+
+/*
+ * Orchestrates the upload under key as sn_orchestrate() does, and fills
+ * *result, which is zeroed first and also filled on failure as far as
+ * the call got. When the upload's current generation was planned before
+ * and the video is still processing, resend makes the call send a message
+ * for each job not done yet. Workers skip jobs already done, so
+ * duplicates are harmless. A video that is ready or failed gets nothing.
+ */
+int sn_orchestrate_upload(const struct sn_backends *b,
+                          const struct sn_pipeline_config *c,
+                          const char *key, int resend,
+                          struct sn_orchestration_result *result, char *err,
+                          size_t err_size);
 
 /*
  * Runs the job a message body names: encodes into a scratch folder, moves
@@ -126,7 +153,10 @@ int sn_worker_fail(const struct sn_backends *b, const char *body,
  * Receives and handles messages until *stop becomes non-zero: extends the
  * visibility every heartbeat_s while a job runs, deletes the message on
  * success, gives it back with its error on failure, and marks the video
- * failed when the last allowed delivery fails. Returns 0 when stopped.
+ * failed when the last allowed delivery fails. Returns 0 when stopped,
+ * or the receive's code when waiting cannot help: -EACCES (the queue
+ * rejected the credentials or denied access) or SN_ERR_NOT_FOUND (no such
+ * queue). Other receive errors are logged and retried after 1 s.
  */
 int sn_worker_loop(const struct sn_backends *b,
                    const struct sn_pipeline_config *c,

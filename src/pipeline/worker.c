@@ -803,8 +803,14 @@ int sn_worker_loop(const struct sn_backends *b,
 
         if (rc == SN_ERR_AGAIN)
             continue;
+        if (rc == -EACCES || rc == SN_ERR_NOT_FOUND) {
+            /* Rejected credentials or a missing queue: no wait helps. */
+            sn_log(SN_LOG_ERROR, NULL, NULL, "cannot receive jobs: %s",
+                   err);
+            return rc;
+        }
         if (rc < 0) {
-            sn_log(SN_LOG_ERROR, NULL, NULL, "%s", err);
+            sn_log(SN_LOG_ERROR, NULL, NULL, "%s; retrying in 1 s", err);
             sleep(1);
             continue;
         }

@@ -1,5 +1,6 @@
 #include "queue/queue_sqs.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -317,6 +318,7 @@ static int sqs_receive(struct sn_queue *base, int visibility_s, int wait_ms,
     struct sqs_queue *q = (struct sqs_queue *)base;
     json_t *reply = NULL, *messages;
     int wait_s = wait_ms > 0 ? (wait_ms + 999) / 1000 : 0;
+    char code[128];
     int rc;
 
     rc = check_seconds(q, "visibility timeout", visibility_s,
@@ -336,7 +338,9 @@ static int sqs_receive(struct sn_queue *base, int visibility_s, int wait_ms,
                         "AttributeNames", "ApproximateReceiveCount",
                         "MessageSystemAttributeNames",
                         "ApproximateReceiveCount"),
-              &reply, NULL, 0, err, err_size);
+              &reply, code, sizeof(code), err, err_size);
+    if (rc < 0 && code[0] != '\0' && sn_aws_error_is_auth(0, code))
+        return -EACCES;
     /* SN_ERR_AGAIN from a receive means "no message" to the caller, which
      * then asks again at once. Throttling that outlasted the retries, or
      * credentials that could not be fetched, must not look like that. */
@@ -540,6 +544,50 @@ static int sqs_count(struct sn_queue *base, int64_t *visible,
                                       "ApproximateNumberOfMessagesNotVisible");
     if (rc == 0 && dead != NULL)
         *dead = dead_count;
+    json_decref(attributes);
+    return rc;
+}
+
+/* Reads maxReceiveCount from a RedrivePolicy, a JSON string in which the
+ * count may be a number or a string of digits. Returns it, or -1. */
+static int policy_max_receives(const char *policy)
+{
+    json_t *parsed = json_loads(policy, 0, NULL);
+    json_t *value = json_object_get(parsed, "maxReceiveCount");
+    long count = -1;
+
+    if (json_is_integer(value))
+        count = (long)json_integer_value(value);
+    else if (json_is_string(value))
+        count = strtol(json_string_value(value), NULL, 10);
+    json_decref(parsed);
+    return count >= 1 && count <= 1000 ? (int)count : -1;
+}
+
+int sn_queue_sqs_redrive_max(struct sn_queue *base, int *max_receives,
+                             char *err, size_t err_size)
+{
+    struct sqs_queue *q = (struct sqs_queue *)base;
+    json_t *attributes = NULL;
+    const char *policy;
+    int rc;
+
+    rc = get_attributes(q, q->pub.name, json_pack("[s]", "RedrivePolicy"),
+                        &attributes, err, err_size);
+    if (rc < 0)
+        return rc;
+
+    *max_receives = 0;
+    policy = json_string_value(json_object_get(attributes, "RedrivePolicy"));
+    if (policy != NULL) {
+        *max_receives = policy_max_receives(policy);
+        if (*max_receives < 0) {
+            snprintf(err, err_size, "queue %s: RedrivePolicy has no "
+                     "maxReceiveCount from 1 to 1000: %s", q->pub.name,
+                     policy);
+            rc = SN_ERR_BACKEND;
+        }
+    }
     json_decref(attributes);
     return rc;
 }

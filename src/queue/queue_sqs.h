@@ -9,9 +9,10 @@
  * How the SQS backend differs from the SQLite one:
  *
  *   - Dead-lettering is done by SQS itself, through the queue's redrive
- *     policy. Its maxReceiveCount must equal max_receives. SQS does not
- *     tell the backend when it moves a message, so the backend never
- *     calls the queue's dead_letter callback. The worker marks the video failed on the
+ *     policy. Its maxReceiveCount must equal max_receives, which
+ *     sn_queue_sqs_redrive_max() reads. SQS does not tell the backend
+ *     when it moves a message, so the backend never calls the queue's
+ *     dead_letter callback. The worker marks the video failed on the
  *     delivery whose receive_count reaches max_receives instead.
  *   - SQS cannot store an error text with a message, so the error that
  *     release() is given is dropped.
@@ -21,6 +22,10 @@
  *   - A stale receipt gives SN_ERR_CONFLICT only when SQS rejects it. Real
  *     SQS and moto 5.2.1 both accept DeleteMessage for a message that is
  *     already gone, and moto accepts every receipt a message ever had.
+ *
+ *   - receive() returns -EACCES when SQS rejects the credentials or
+ *     denies access, and SN_ERR_NOT_FOUND when the queue does not exist,
+ *     so a worker can stop on what waiting cannot fix.
  *
  * Threads: a queue handle owns one HTTP client, so one thread uses it at a
  * time. Open one handle per worker thread.
@@ -42,5 +47,16 @@
  */
 int sn_queue_sqs_open(const char *queue_url, int max_receives,
                       struct sn_queue **out, char *err, size_t err_size);
+
+/*
+ * Reads the redrive policy of q, which must come from sn_queue_sqs_open(),
+ * with one GetQueueAttributes request: *max_receives gets its
+ * maxReceiveCount, or 0 when the queue has no redrive policy. The request
+ * also shows whether the queue exists and the credentials are accepted,
+ * so workers call it at start-up. Returns 0, or the request's code
+ * (SN_ERR_NOT_FOUND for a missing queue) with one line in err.
+ */
+int sn_queue_sqs_redrive_max(struct sn_queue *q, int *max_receives,
+                             char *err, size_t err_size);
 
 #endif

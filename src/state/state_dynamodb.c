@@ -860,6 +860,21 @@ static int dynamodb_get(struct sn_state *base, const char *id,
     return load_video(s, id, "get", v, NULL, err, err_size);
 }
 
+int sn_state_dynamodb_check(struct sn_state *st, char *err,
+                            size_t err_size)
+{
+    struct dynamodb_state *s = (struct dynamodb_state *)st;
+    json_t *reply = NULL;
+    int rc;
+
+    /* Video ids are hex digits, so no item has this key. */
+    rc = call(s, NULL, "start-up check", "GetItem",
+              json_pack("{s:{s:o}}", "Key", "id", attr_s("-")), NULL,
+              &reply, err, err_size);
+    json_decref(reply);
+    return rc;
+}
+
 struct listed {
     int64_t upload_seq;
     struct sn_video video;

@@ -29,6 +29,15 @@ int sn_state_dynamodb_open(const char *table, struct sn_state **out,
                            char *err, size_t err_size);
 
 /*
+ * Checks that the table of st (from sn_state_dynamodb_open()) exists and
+ * may be read, with one GetItem of a key no video has, which needs only
+ * the dynamodb:GetItem permission. Returns 0, or the request's code
+ * (SN_ERR_NOT_FOUND for a missing table) with one line in err.
+ */
+int sn_state_dynamodb_check(struct sn_state *st, char *err,
+                            size_t err_size);
+
+/*
  * Creates the table of st (on-demand capacity, key "id") unless it
  * exists, and waits up to 60 s for it to become ACTIVE. For tests and
  * local setups; production tables belong to the deployment. Returns 0 or

@@ -866,6 +866,27 @@ out:
     return rc;
 }
 
+int sn_store_s3_check(struct sn_store *s, char *err, size_t err_size)
+{
+    struct s3_store *st = (struct s3_store *)s;
+    char url[SN_HTTP_URL_MAX * 3];
+    struct sn_http_request req;
+    struct sn_http_response resp = {0};
+    struct target t;
+    int rc;
+
+    rc = target_init(st, NULL, &t, err, err_size);
+    if (rc < 0)
+        return rc;
+    snprintf(url, sizeof(url), "%s?list-type=2&max-keys=1", t.url);
+    sn_http_request_init(&req, "GET", url);
+    req.resource = t.resource;
+    req.max_body = SN_STORE_S3_LIST_PAGE_MAX;
+    rc = send_request(st, &req, &resp, err, err_size);
+    sn_http_response_release(&resp);
+    return rc;
+}
+
 /* ---- remove, scratch, close --------------------------------------------- */
 
 static int s3_remove(struct sn_store *s, const char *key, char *err,

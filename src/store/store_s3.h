@@ -48,6 +48,15 @@ int sn_store_s3_open(const char *bucket, struct sn_store **out, char *err,
                      size_t err_size);
 
 /*
+ * Checks that the bucket of s (from sn_store_s3_open()) exists and may be
+ * listed, with one ListObjectsV2 request for at most one key, which needs
+ * the s3:ListBucket permission. Returns 0, or the request's code
+ * (SN_ERR_NOT_FOUND for a missing bucket, SN_ERR_BACKEND for rejected
+ * credentials) with one line in err. Any thread may call it.
+ */
+int sn_store_s3_check(struct sn_store *s, char *err, size_t err_size);
+
+/*
  * Returns the number of GET requests (whole and ranged) the store has sent
  * since it was opened, for tests of the readers' read-ahead. s must come
  * from sn_store_s3_open(). Any thread may call it.

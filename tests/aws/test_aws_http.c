@@ -261,6 +261,18 @@ static void error_map_codes_and_statuses(void)
     }
 }
 
+static void error_is_auth_codes_and_statuses(void)
+{
+    CHECK_INT(sn_aws_error_is_auth(403, "SignatureDoesNotMatch"), 1);
+    CHECK_INT(sn_aws_error_is_auth(400, "UnrecognizedClientException"), 1);
+    CHECK_INT(sn_aws_error_is_auth(400, "AccessDeniedException"), 1);
+    CHECK_INT(sn_aws_error_is_auth(403, ""), 1);
+    CHECK_INT(sn_aws_error_is_auth(403, NULL), 1);
+    CHECK_INT(sn_aws_error_is_auth(404, "NoSuchBucket"), 0);
+    CHECK_INT(sn_aws_error_is_auth(400, "ThrottlingException"), 0);
+    CHECK_INT(sn_aws_error_is_auth(500, ""), 0);
+}
+
 static void endpoint_env_overrides(void)
 {
     char url[SN_HTTP_URL_MAX], err[SN_ERR_SIZE];
@@ -662,7 +674,8 @@ static void send_does_not_retry_403(void)
     CHECK_INT(s.n_requests, 1);
     CHECK_INT(waits.n, 0);
     CHECK_STR(err, "GET s3://media/k: HTTP 403 InvalidAccessKeyId: The key "
-                   "does not exist. (attempt 1 of 5)");
+                   "does not exist. (check AWS_ACCESS_KEY_ID and "
+                   "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)");
     sn_http_response_release(&resp);
     sn_http_client_free(client);
 }
@@ -712,7 +725,7 @@ static void send_gives_up_after_max_attempts(void)
     CHECK_INT(waits.n, 4);
     CHECK_INT(waits.ms[3], 1234 % 801);
     CHECK_STR(err, "GET s3://media/k: HTTP 503 SlowDown: Please reduce your "
-                   "request rate. (attempt 5 of 5)");
+                   "request rate. (gave up after 5 attempts)");
     sn_http_response_release(&resp);
     sn_http_client_free(client);
 }
@@ -827,7 +840,7 @@ static void send_maps_head_404(void)
     CHECK_INT(sn_http_header(&resp, "X-Amz-Request-Id", id, sizeof(id)), 4);
     CHECK_STR(id, "7F1A");
     CHECK_INT(sn_http_header(&resp, "ETag", id, sizeof(id)), -1);
-    CHECK_STR(err, "HEAD s3://media/gone: HTTP 404 (attempt 1 of 5)");
+    CHECK_STR(err, "HEAD s3://media/gone: HTTP 404");
     sn_http_response_release(&resp);
     sn_http_client_free(client);
 }
@@ -839,6 +852,7 @@ SN_TEST_MAIN(TEST_CASE(retry_decisions_follow_table),
              TEST_CASE(error_parse_query_error_header),
              TEST_CASE(error_parse_moto_xml_auth),
              TEST_CASE(error_map_codes_and_statuses),
+             TEST_CASE(error_is_auth_codes_and_statuses),
              TEST_CASE(endpoint_env_overrides),
              TEST_CASE(s3_url_encodes_key_once),
              TEST_CASE(send_reuses_one_connection),

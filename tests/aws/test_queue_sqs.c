@@ -5,6 +5,7 @@
  * set.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -517,6 +518,73 @@ static void sqs_redrive_moves_to_dead_letter(void)
     admin_close(&a);
 }
 
+/* Workers take their delivery limit from the redrive policy, so it must
+ * be read as SQS stores it (a string) and be 0 without a policy. */
+static void sqs_redrive_max_reads_policy(void)
+{
+    struct sqs_admin a;
+    struct sn_queue *q = NULL, *plain = NULL;
+    char dlq_url[512], url[512], arn[256], policy[512];
+    char err[SN_ERR_SIZE] = "";
+    int max_receives = -1;
+
+    admin_open(&a);
+    create_queue(&a, "sn-max-dlq", NULL, dlq_url, sizeof(dlq_url));
+    queue_arn(&a, dlq_url, arn, sizeof(arn));
+    snprintf(policy, sizeof(policy),
+             "{\"deadLetterTargetArn\":\"%s\",\"maxReceiveCount\":\"3\"}",
+             arn);
+    create_queue(&a, "sn-max", json_pack("{s:s}", "RedrivePolicy", policy),
+                 url, sizeof(url));
+    CHECK_INT(sn_queue_sqs_open(url, 5, &q, err, sizeof(err)), 0);
+    CHECK_INT(sn_queue_sqs_redrive_max(q, &max_receives, err, sizeof(err)),
+              0);
+    CHECK_INT(max_receives, 3);
+
+    plain = open_new_queue(&a, "sn-max-none");
+    CHECK_INT(sn_queue_sqs_redrive_max(plain, &max_receives, err,
+                                       sizeof(err)), 0);
+    CHECK_INT(max_receives, 0);
+    sn_queue_close(q);
+    sn_queue_close(plain);
+    admin_close(&a);
+}
+
+/* A worker stops on these two codes instead of retrying forever. */
+static void sqs_receive_reports_missing_queue_and_bad_secret(void)
+{
+    struct sqs_admin a;
+    struct sn_queue *q = NULL, *wrong = NULL;
+    struct sn_message m = {0};
+    char url[512], gone[600], err[SN_ERR_SIZE] = "";
+    char *secret;
+    int max_receives = -1;
+
+    admin_open(&a);
+    create_queue(&a, "sn-present", NULL, url, sizeof(url));
+    snprintf(gone, sizeof(gone), "%.*s/sn-never-created",
+             (int)(strrchr(url, '/') - url), url);
+    CHECK_INT(sn_queue_sqs_open(gone, 5, &q, err, sizeof(err)), 0);
+    CHECK_INT(q->ops->receive(q, 30, 0, &m, err, sizeof(err)),
+              SN_ERR_NOT_FOUND);
+    CHECK(strstr(err, "sn-never-created") != NULL);
+    CHECK(strstr(err, "attempt") == NULL);
+    CHECK_INT(sn_queue_sqs_redrive_max(q, &max_receives, err, sizeof(err)),
+              SN_ERR_NOT_FOUND);
+
+    secret = strdup(getenv("AWS_SECRET_ACCESS_KEY"));
+    setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret", 1);
+    CHECK_INT(sn_queue_sqs_open(url, 5, &wrong, err, sizeof(err)), 0);
+    CHECK_INT(wrong->ops->receive(wrong, 30, 0, &m, err, sizeof(err)),
+              -EACCES);
+    CHECK(strstr(err, "AWS_ACCESS_KEY_ID") != NULL);
+    setenv("AWS_SECRET_ACCESS_KEY", secret, 1);
+    free(secret);
+    sn_queue_close(q);
+    sn_queue_close(wrong);
+    admin_close(&a);
+}
+
 /* CloudFormation outputs AWS-style queue URLs. Requests still go to
  * AWS_ENDPOINT_URL, with the URL in the body. */
 static void sqs_aws_style_url_uses_endpoint(void)
@@ -565,5 +633,7 @@ SN_TEST_MAIN(
     TEST_CASE(sqs_long_poll_times_out_empty),
     TEST_CASE(sqs_receive_without_credentials_fails),
     TEST_CASE(sqs_redrive_moves_to_dead_letter),
+    TEST_CASE(sqs_redrive_max_reads_policy),
+    TEST_CASE(sqs_receive_reports_missing_queue_and_bad_secret),
     TEST_CASE(sqs_aws_style_url_uses_endpoint),
     TEST_CASE(sqs_open_rejects_bad_arguments))
