@@ -37,10 +37,11 @@ x86_64 | arm64) ;;
 esac
 # The template's AllowedPattern for Prefix, checked here too because the
 # scripts name buckets before CloudFormation sees the value.
-if [[ ! $prefix =~ ^[a-z0-9][a-z0-9-]{1,40}[a-z0-9]$ ]]; then
+if [[ ! $prefix =~ ^[a-z][a-z0-9-]{1,40}[a-z0-9]$ || $prefix == xn--* ]]
+then
     die "SINATRA_PREFIX is '$prefix'; expected 3 to 42 lower-case" \
-        "letters, digits and hyphens, starting and ending with a letter" \
-        "or digit"
+        "letters, digits and hyphens, starting with a letter (not" \
+        "\"xn--\", which S3 reserves) and ending with a letter or digit"
 fi
 
 # AWS CLI v1 reads the region from AWS_DEFAULT_REGION only.

@@ -47,7 +47,8 @@ if ! aws_cli s3api head-object --bucket "$prefix-hls" --key "$master" \
     echo "no master playlist yet; run again in a few seconds"
     exit 0
 fi
-cdn=$(stack_outputs | awk -F'\t' '$1 == "HlsCdnUrl" {print $2}') || true
+cdn=$(stack_outputs 2>/dev/null |
+      awk -F'\t' '$1 == "HlsCdnUrl" {print $2}') || true
 if [[ -n $cdn ]]; then
     echo "play: $cdn/$master"
 else

@@ -1,5 +1,6 @@
 #include "cli/serve.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -1027,12 +1028,39 @@ static int apply_s3_option(struct process_s3 *p, int argc, char **argv,
     return sn_cli_set(&p->cli, name, value, err, err_size);
 }
 
-/* Splits p->url into the bucket and the key. */
+/* Returns 1 when name follows S3's rules for bucket names: 3 to 63
+ * lower-case letters, digits, dots and hyphens, starting and ending with
+ * a letter or digit. */
+static int bucket_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len < 3 || len > 63 || !isalnum((unsigned char)name[0]) ||
+        !isalnum((unsigned char)name[len - 1]))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+
+        if (!(islower(c) || isdigit(c) || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Splits p->url into the bucket and the key, and checks both. */
 static int split_url(struct process_s3 *p, char *err, size_t err_size)
 {
     const char *bucket = p->url + strlen("s3://");
     const char *slash = strchr(bucket, '/');
 
+    for (const char *c = p->url; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            snprintf(err, err_size, "s3:// URL contains a control "
+                     "character (byte 0x%02x at offset %d)",
+                     (unsigned char)*c, (int)(c - p->url));
+            return -EINVAL;
+        }
+    }
     if (slash == NULL || slash == bucket ||
         (size_t)(slash - bucket) >= sizeof(p->bucket) || slash[1] == '\0') {
         snprintf(err, err_size, "%s: expected s3://BUCKET/stream/NAME",
@@ -1042,6 +1070,20 @@ static int split_url(struct process_s3 *p, char *err, size_t err_size)
     snprintf(p->bucket, sizeof(p->bucket), "%.*s", (int)(slash - bucket),
              bucket);
     p->key = slash + 1;
+    if (!bucket_name_valid(p->bucket)) {
+        snprintf(err, err_size, "%s: invalid bucket name \"%s\": expected 3 "
+                 "to 63 lower-case letters, digits, dots and hyphens, "
+                 "starting and ending with a letter or digit", p->url,
+                 p->bucket);
+        return -EINVAL;
+    }
+    if (strncmp(p->key, SN_UPLOAD_PREFIX, strlen(SN_UPLOAD_PREFIX)) != 0 ||
+        !sn_upload_name_valid(p->key + strlen(SN_UPLOAD_PREFIX))) {
+        snprintf(err, err_size, "%s: not an upload key: expected "
+                 "stream/NAME, where NAME is a file name without '/' or "
+                 "control characters", p->url);
+        return -EINVAL;
+    }
     return 0;
 }
 

@@ -351,7 +351,7 @@ int sn_upload_event_parse(const char *event, size_t size,
                           size_t err_size)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(event, size, 0, &jerr);
+    json_t *root = json_loadb(event, size, JSON_DECODE_ANY, &jerr);
     int rc;
 
     if (root == NULL) {
@@ -443,7 +443,7 @@ int sn_sqs_batch_parse(const char *event, size_t size,
     size_t i;
 
     memset(out, 0, sizeof(*out));
-    out->root = json_loadb(event, size, 0, &jerr);
+    out->root = json_loadb(event, size, JSON_DECODE_ANY, &jerr);
     if (out->root == NULL) {
         snprintf(err, err_size, "event: not JSON: %s at byte %d", jerr.text,
                  jerr.position);

@@ -166,6 +166,10 @@ static int save_plan(struct orchestration *o, char *err, size_t err_size)
  * last step leaves the video queued, so orchestrating again (as the
  * server's scan does) completes it. Jobs sent twice are harmless.
  */
+/* What plan_and_enqueue() returns when another orchestration planned the
+ * upload first. */
+#define PLANNED_ELSEWHERE 1
+
 static int plan_and_enqueue(struct orchestration *o, char *err,
                             size_t err_size)
 {
@@ -173,8 +177,9 @@ static int plan_and_enqueue(struct orchestration *o, char *err,
     struct sn_state *st = o->b->state;
     struct sn_store_source src;
     struct sn_probe probe;
+    struct sn_video v = {0};
     char *summary;
-    int rc;
+    int rc, planned_meanwhile;
 
     sn_store_source_init(&src, o->b->uploads, o->key);
     rc = sn_probe_source(&src.source, &c->limits, &probe, err, err_size);
@@ -189,6 +194,19 @@ static int plan_and_enqueue(struct orchestration *o, char *err,
                  o->key, o->plan.n_jobs, SN_STATE_MAX_JOBS);
         return SN_ERR_LIMIT;
     }
+
+    /* Another orchestration of the same upload may have planned it while
+     * this one probed, which takes seconds on a large file. Its plan
+     * stands: writing this plan.json over it would give the workers a
+     * plan that the state does not record. */
+    rc = st->ops->get(st, o->id, &v, err, err_size);
+    if (rc < 0)
+        return rc;
+    planned_meanwhile = v.generation != o->generation ||
+                        v.status != SN_VIDEO_QUEUED;
+    sn_video_release(&v);
+    if (planned_meanwhile)
+        return PLANNED_ELSEWHERE;
 
     rc = save_plan(o, err, err_size);
     if (rc == 0)
@@ -258,7 +276,10 @@ static int plan_upload(struct orchestration *o,
            o->key, (long long)o->generation);
     rc = plan_and_enqueue(o, err, err_size);
     result->n_sent = o->n_sent;
-    if (rc < 0 && is_permanent(rc)) {
+    if (rc == PLANNED_ELSEWHERE) {
+        sn_log(SN_LOG_INFO, o->id, NULL, "planned by another orchestration "
+               "while this one probed; its plan stands");
+    } else if (rc < 0 && is_permanent(rc)) {
         result->status = SN_VIDEO_FAILED;
         snprintf(result->error, sizeof(result->error), "%s", err);
         if (st->ops->fail(st, o->id, o->generation, err, state_err,
@@ -323,7 +344,16 @@ int sn_orchestrate_upload(const struct sn_backends *b,
         return rc;
     }
     sn_video_release(&v);
-    return plan_upload(&o, result, err, err_size);
+    rc = plan_upload(&o, result, err, err_size);
+    if (rc != PLANNED_ELSEWHERE)
+        return rc;
+    rc = st->ops->get(st, o.id, &v, err, err_size);
+    if (rc < 0)
+        return rc;
+    result->status = v.status;
+    rc = repeat(&o, &v, resend, result, err, err_size);
+    sn_video_release(&v);
+    return rc;
 }
 
 int sn_orchestrate(const struct sn_backends *b,

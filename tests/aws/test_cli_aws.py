@@ -421,6 +421,23 @@ class Test:
         p = self.run(["process", "s3://no-such-bucket/%s" % KEY], r["env"])
         self.expect(p.returncode == 3, "a missing bucket exited with %r: %s"
                     % (p.returncode, p.stderr))
+        # Checked before any request: the endpoint is a closed port, so a
+        # request would fail with exit 4 instead.
+        offline = dict(r["env"], AWS_ENDPOINT_URL="http://127.0.0.1:9")
+        for url, cause in (
+                ("s3://Bad_Bucket/%s" % KEY, "invalid bucket name"),
+                ("s3://ab/%s" % KEY, "invalid bucket name"),
+                ("s3://%s/stream/" % r["videos"], "not an upload key"),
+                ("s3://%s/stream/a/b.mp4" % r["videos"], "not an upload key"),
+                ("s3://%s/other/x.mp4" % r["videos"], "not an upload key"),
+                ("s3://%s/stream/a\nb.mp4" % r["videos"],
+                 "control character")):
+            p = self.run(["process", url], offline)
+            self.expect(p.returncode == 2, "process %r exited with %r: %s"
+                        % (url, p.returncode, p.stderr[:300]))
+            self.expect(cause in p.stderr.splitlines()[0] if p.stderr
+                        else False, "process %r printed %r, expected %r "
+                        "on the first line" % (url, p.stderr[:300], cause))
         p = self.process(r, "--queue-url", "not-a-url")
         self.expect(p.returncode == 2, "process with a garbage queue URL "
                     "exited with %r: %s" % (p.returncode, p.stderr))

@@ -349,6 +349,23 @@ static char *nested_arrays(size_t count)
     return text;
 }
 
+/* "null" is valid JSON, so the error says what it is instead. */
+static void null_event_is_not_an_object(void)
+{
+    struct sn_upload_event e = {0};
+    struct sn_sqs_batch b;
+    char err[SN_ERR_SIZE] = "";
+
+    CHECK_INT(sn_upload_event_parse("null", 4, BUCKET, &e, err, sizeof(err)),
+              SN_ERR_INPUT);
+    CHECK_STR(err, "event: null, not a JSON object");
+    sn_upload_event_release(&e);
+    CHECK_INT(sn_sqs_batch_parse("null", 4, &b, err, sizeof(err)),
+              SN_ERR_INPUT);
+    CHECK(strstr(err, "not a JSON object") != NULL);
+    sn_sqs_batch_release(&b);
+}
+
 static void invalid_events_are_rejected_by_both(void)
 {
     static const char *const bad[] = {
@@ -551,6 +568,7 @@ SN_TEST_MAIN(
     TEST_CASE(s3_event_version_number_is_named),
     TEST_CASE(s3_sqs_body_without_records_is_ignored),
     TEST_CASE(invalid_events_are_rejected_by_both),
+    TEST_CASE(null_event_is_not_an_object),
     TEST_CASE(excerpt_cuts_at_character_and_marks),
     TEST_CASE(utf8_repair_replaces_bad_bytes),
     TEST_CASE(sqs_batch_reads_ids_bodies_and_counts),

@@ -473,6 +473,106 @@ static void repeated_event_sends_nothing(void)
     env_close(&e);
 }
 
+/*
+ * An uploads store that, the first time the upload is opened (the probe),
+ * lets another orchestration with other rungs plan the same upload first,
+ * as a second `sinatra process s3://` started a moment earlier would.
+ */
+struct racing_store {
+    struct sn_store store;
+    struct sn_store *inner;
+    struct env *env;
+    struct sn_pipeline_config other;
+    int raced;
+};
+
+static int racing_open(struct sn_store *s, const char *key,
+                       struct sn_reader **out, char *err, size_t err_size)
+{
+    struct racing_store *r = (struct racing_store *)s;
+    struct sn_backends b = r->env->b;
+    char other_err[SN_ERR_SIZE] = "";
+
+    if (!r->raced) {
+        r->raced = 1;
+        b.uploads = r->inner;
+        CHECK_INT(sn_orchestrate(&b, &r->other, key, NULL, other_err,
+                                 sizeof(other_err)), 0);
+    }
+    return r->inner->ops->open(r->inner, key, out, err, err_size);
+}
+
+static int racing_get(struct sn_store *s, const char *key, size_t max,
+                      uint8_t **data, size_t *size, char *err,
+                      size_t err_size)
+{
+    struct sn_store *in = ((struct racing_store *)s)->inner;
+
+    return in->ops->get(in, key, max, data, size, err, err_size);
+}
+
+static int racing_put(struct sn_store *s, const char *key, const void *data,
+                      size_t size, char *err, size_t err_size)
+{
+    struct sn_store *in = ((struct racing_store *)s)->inner;
+
+    return in->ops->put(in, key, data, size, err, err_size);
+}
+
+static int racing_head(struct sn_store *s, const char *key,
+                       struct sn_object_info *info, char *err,
+                       size_t err_size)
+{
+    struct sn_store *in = ((struct racing_store *)s)->inner;
+
+    return in->ops->head(in, key, info, err, err_size);
+}
+
+static const struct sn_store_ops racing_ops = {
+    .open = racing_open,
+    .get = racing_get,
+    .put = racing_put,
+    .head = racing_head,
+};
+
+/* The orchestration that finishes its probe second keeps the first plan:
+ * it writes no plan.json over it and sends no jobs. */
+static void plan_made_during_probe_stands(void)
+{
+    struct env e;
+    struct racing_store racing = {.store = {.ops = &racing_ops}};
+    struct sn_backends b;
+    char id[SN_VIDEO_ID_LEN + 1], key[128], err[SN_ERR_SIZE] = "";
+    char *bodies[MAX_MESSAGES];
+    uint8_t *plan = NULL;
+    size_t size;
+    int n;
+
+    env_open(&e);
+    upload(&e, KEY, CLIP);
+    racing.inner = e.b.uploads;
+    racing.env = &e;
+    racing.other = e.c;
+    racing.other.ladder.n_short_sides = 1;
+    racing.other.ladder.short_sides[0] = 236;
+    b = e.b;
+    b.uploads = &racing.store;
+
+    CHECK_INT(sn_orchestrate(&b, &e.c, KEY, id, err, sizeof(err)), 0);
+    CHECK_INT(racing.raced, 1);
+    n = drain(&e, bodies);
+    snprintf(key, sizeof(key), "jobs/%s/1/plan.json", id);
+    CHECK_INT(sn_store_get(e.b.uploads, key, 1 << 20, &plan, &size, err,
+                           sizeof(err)), 0);
+    /* Only the first plan's rung and jobs: one rung, no 360p. */
+    CHECK(plan != NULL && strstr((const char *)plan, "\"236p\"") != NULL);
+    CHECK(plan != NULL && strstr((const char *)plan, "\"360p\"") == NULL);
+    check_state(&e, id, 1, SN_VIDEO_PROCESSING, n);
+    free(plan);
+    release_bodies(bodies, n);
+    env_close(&e);
+}
+
 static void non_media_upload_fails(void)
 {
     struct env e;
@@ -541,4 +641,5 @@ SN_TEST_MAIN(
     TEST_CASE(event_playlists_before_master),
     TEST_CASE(stale_generation_is_dropped),
     TEST_CASE(repeated_event_sends_nothing),
+    TEST_CASE(plan_made_during_probe_stands),
     TEST_CASE(non_media_upload_fails))
