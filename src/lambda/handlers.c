@@ -104,36 +104,25 @@ static int append_failed(json_t *doc, const char *key, const char *id,
 }
 
 /*
- * Files an upload that sn_orchestrate() accepted under planned or failed.
- * sn_orchestrate() also returns 0 for a repeated event, whatever became
- * of the video, so the state is read to find whether an earlier event
- * failed it.
- * Returns 0, -ENOMEM, or the state's code with one line in err.
+ * Files an upload that the orchestration accepted under planned or
+ * failed. A repeated event also succeeds, whatever became of the video,
+ * so the status after the call decides: an earlier event may have failed
+ * it. Returns 0, or -ENOMEM with one line in err.
  */
-static int file_accepted(struct sn_lambda_app *app, const char *key,
-                         const char *id, json_t *doc, char *err,
-                         size_t err_size)
+static int file_accepted(const char *key,
+                         struct sn_orchestration_result *result, json_t *doc,
+                         char *err, size_t err_size)
 {
-    struct sn_state *st = app->b.state;
-    struct sn_video v = {0};
-    char cause[SN_ERR_SIZE] = "";
+    const char *id = result->video_id;
     int rc;
 
-    rc = st->ops->get(st, id, &v, cause, sizeof(cause));
-    if (rc < 0) {
-        sn_utf8_repair(cause);
-        snprintf(err, err_size, "video %s: reading its state: %s", id,
-                 cause);
-        return rc;
-    }
-    if (v.status == SN_VIDEO_FAILED) {
-        sn_utf8_repair(v.error);
-        rc = append_failed(doc, key, id, v.error);
+    if (result->status == SN_VIDEO_FAILED) {
+        sn_utf8_repair(result->error);
+        rc = append_failed(doc, key, id, result->error);
     } else {
         rc = append(json_object_get(doc, "planned"),
                     json_pack("{s:s,s:s}", "key", key, "video", id));
     }
-    sn_video_release(&v);
     if (rc < 0) {
         snprintf(err, err_size, "out of memory");
         return -ENOMEM;
@@ -150,18 +139,20 @@ static int orchestrate_one(struct sn_lambda_app *app,
                            const struct sn_upload_record *r, json_t *doc,
                            char *err, size_t err_size)
 {
-    char id[SN_VIDEO_ID_LEN + 1] = "", cause[SN_ERR_SIZE] = "";
+    struct sn_orchestration_result result;
+    const char *id = result.video_id;
+    char cause[SN_ERR_SIZE] = "";
     char shown[SN_EXCERPT_MAX + SN_EXCERPT_MARK_MAX];
     json_t *item;
     int rc;
 
-    rc = sn_orchestrate(&app->b, &app->config.pipeline, r->key, id, cause,
-                        sizeof(cause));
+    rc = sn_orchestrate_upload(&app->b, &app->config.pipeline, r->key, 0,
+                               &result, cause, sizeof(cause));
     /* The cause goes into JSON, and may end in a character that a
      * fixed-size buffer cut. */
     sn_utf8_repair(cause);
     if (rc == 0) {
-        rc = file_accepted(app, r->key, id, doc, err, err_size);
+        rc = file_accepted(r->key, &result, doc, err, err_size);
     } else if (is_permanent(rc)) {
         rc = append_failed(doc, r->key, id, cause) < 0 ? -ENOMEM : 0;
     } else if (rc == SN_ERR_NOT_FOUND) {
