@@ -36,7 +36,7 @@ x86_64 | arm64) ;;
 *) die "SINATRA_ARCH is $arch; expected x86_64 or arm64" ;;
 esac
 # The template's AllowedPattern for Prefix, checked here too because the
-# scripts name buckets before CloudFormation sees the value.
+# scripts name buckets before CloudFormation checks the value.
 if [[ ! $prefix =~ ^[a-z][a-z0-9-]{1,40}[a-z0-9]$ || $prefix == xn--* ]]
 then
     die "SINATRA_PREFIX is '$prefix'; expected 3 to 42 lower-case" \

@@ -166,8 +166,8 @@ static int save_plan(struct orchestration *o, char *err, size_t err_size)
  * last step leaves the video queued, so orchestrating again (as the
  * server's scan does) completes it. Jobs sent twice are harmless.
  */
-/* What plan_and_enqueue() returns when another orchestration planned the
- * upload first. */
+/* Return value of plan_and_enqueue() when another orchestration planned
+ * the upload first. */
 #define PLANNED_ELSEWHERE 1
 
 static int plan_and_enqueue(struct orchestration *o, char *err,
@@ -196,9 +196,9 @@ static int plan_and_enqueue(struct orchestration *o, char *err,
     }
 
     /* Another orchestration of the same upload may have planned it while
-     * this one probed, which takes seconds on a large file. Its plan
-     * stands: writing this plan.json over it would give the workers a
-     * plan that the state does not record. */
+     * this one probed, which takes seconds on a large file. Its plan is
+     * kept, because writing this plan.json over it would give the workers
+     * a plan that the state does not record. */
     rc = st->ops->get(st, o->id, &v, err, err_size);
     if (rc < 0)
         return rc;
@@ -278,7 +278,7 @@ static int plan_upload(struct orchestration *o,
     result->n_sent = o->n_sent;
     if (rc == PLANNED_ELSEWHERE) {
         sn_log(SN_LOG_INFO, o->id, NULL, "planned by another orchestration "
-               "while this one probed; its plan stands");
+               "while this one probed; keeping its plan");
     } else if (rc < 0 && is_permanent(rc)) {
         result->status = SN_VIDEO_FAILED;
         snprintf(result->error, sizeof(result->error), "%s", err);

@@ -341,9 +341,9 @@ static int sqs_receive(struct sn_queue *base, int visibility_s, int wait_ms,
               &reply, code, sizeof(code), err, err_size);
     if (rc < 0 && code[0] != '\0' && sn_aws_error_is_auth(0, code))
         return -EACCES;
-    /* SN_ERR_AGAIN from a receive means "no message" to the caller, which
-     * then asks again at once. Throttling that outlasted the retries, or
-     * credentials that could not be fetched, must not look like that. */
+    /* Callers read SN_ERR_AGAIN from a receive as "no message" and receive
+     * again at once. Throttling that outlasted the retries, or credentials
+     * that could not be fetched, must not look like that. */
     if (rc == SN_ERR_AGAIN)
         rc = SN_ERR_BACKEND;
     if (rc < 0)

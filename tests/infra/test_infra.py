@@ -892,9 +892,9 @@ def run_lambda_e2e(aws, outputs, env):
     if not os.path.isfile(E2E_TEST) or not os.access(binary, os.X_OK):
         return "Lambda end-to-end test not run: %s or %s is missing" % (
             os.path.relpath(E2E_TEST, ROOT), binary)
-    # moto would run the worker for the stack's event source mapping itself,
-    # in Docker, inside the request that sends a job; the test plays the
-    # SQS trigger instead, so the mapping is turned off first.
+    # moto would run the worker for the stack's event source mapping in
+    # Docker, inside the request that sends a job. The test plays the SQS
+    # trigger instead, so the mapping is turned off first.
     for mapping in aws("lambda", "list-event-source-mappings")[
             "EventSourceMappings"]:
         aws("lambda", "update-event-source-mapping", "--uuid",
@@ -905,10 +905,9 @@ def run_lambda_e2e(aws, outputs, env):
                    SINATRA_HLS_BUCKET=outputs["HlsBucketName"],
                    SINATRA_JOB_QUEUE_URL=outputs["JobQueueUrl"],
                    SINATRA_STATE_TABLE=outputs["VideoStateTableName"])
-    # moto's CloudFormation does not apply the bucket's notification, and
-    # the stack sends it to the orchestrator function, not to a queue; the
-    # end-to-end test makes a notification queue of its own and plays the
-    # S3 trigger from it.
+    # moto's CloudFormation does not apply the bucket's notification, which
+    # goes to the orchestrator function, not to a queue. So the end-to-end
+    # test makes a notification queue of its own and plays the S3 trigger.
     result = subprocess.run([sys.executable, E2E_TEST,
                              "uploads_become_ready_hls_in_s3"],
                             env=e2e_env, capture_output=True, text=True)

@@ -349,7 +349,7 @@ static char *nested_arrays(size_t count)
     return text;
 }
 
-/* "null" is valid JSON, so the error says what it is instead. */
+/* "null" is valid JSON, so the error names its type instead. */
 static void null_event_is_not_an_object(void)
 {
     struct sn_upload_event e = {0};
